@@ -1,0 +1,27 @@
+"""The serving signatures an export assembles: tokenizer, tasks, post-processing.
+
+>>> from signatures import ServingModule, WordPieceTokenizer, FeatureExtraction, architecture_for
+"""
+from signatures._architectures import ARCHITECTURES, Architecture, architecture_for
+from signatures._module import DEFAULT_SIGNATURE_CHOICES, ServingModule
+from signatures._postprocess import POOLINGS, classify, l2_normalize, pool
+from signatures._tasks import TASKS, FeatureExtraction, Task, TextClassification
+from signatures._tokenizer import TOKENIZER_KINDS, WordPieceTokenizer
+
+__all__ = [
+    "ARCHITECTURES",
+    "Architecture",
+    "architecture_for",
+    "DEFAULT_SIGNATURE_CHOICES",
+    "ServingModule",
+    "POOLINGS",
+    "classify",
+    "l2_normalize",
+    "pool",
+    "TASKS",
+    "Task",
+    "FeatureExtraction",
+    "TextClassification",
+    "TOKENIZER_KINDS",
+    "WordPieceTokenizer",
+]

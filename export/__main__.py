@@ -1,0 +1,5 @@
+import sys
+
+from export._cli import main
+
+sys.exit(main())

@@ -1,0 +1,111 @@
+"""The `tf.Module` that a SavedModel is saved from, and its serving signatures.
+
+>>> module = ServingModule(tf_model, tokenizer, FeatureExtraction(), architecture_for("bert"))
+>>> tf.saved_model.save(module, "models/minilm/1", signatures=module.signatures(default="text"))
+
+Signatures (all with dynamic batch and sequence length):
+
+- `text`: `text` [batch] string -> tokenizer -> model -> post-processing.
+- `text_pair` (tasks that take pairs): `text`, `text_pair` [batch] strings.
+- `tokens`: `input_ids`, `attention_mask` (and `token_type_ids`) int32 [batch, seq].
+- `tokens_int64`: the same in int64.
+- `embeds`: `inputs_embeds` float32 [batch, seq, hidden] plus the masks.
+- `serving_default`: `text` or `tokens`.
+
+With `hidden_states` / `attentions` on, every signature also returns those,
+each stacked into one batch-major tensor: [batch, layers + 1, seq, hidden]
+and [batch, layers, heads, seq, seq].
+"""
+from __future__ import annotations
+
+import tensorflow as tf
+
+from protocol import DEFAULT_SIGNATURE
+from signatures._architectures import Architecture
+from signatures._tasks import Task
+from signatures._tokenizer import WordPieceTokenizer
+
+__all__ = ["ServingModule", "DEFAULT_SIGNATURE_CHOICES"]
+
+DEFAULT_SIGNATURE_CHOICES = ("text", "tokens")
+
+
+class ServingModule(tf.Module):
+    """Holds the TF model, the tokenizer and the task; builds the signatures."""
+
+    def __init__(self, model, tokenizer: WordPieceTokenizer, task: Task, architecture: Architecture,
+                 *, hidden_states: bool = False, attentions: bool = False):
+        super().__init__(name="serving")
+        self.model = model
+        self.tokenizer = tokenizer
+        self._task = task
+        self._architecture = architecture
+        self._hidden_states = hidden_states
+        self._attentions = attentions
+
+    def run(self, attention_mask: tf.Tensor, token_type_ids: tf.Tensor | None, *,
+            input_ids: tf.Tensor | None = None, inputs_embeds: tf.Tensor | None = None) -> dict[str, tf.Tensor]:
+        """Model + task post-processing + the optional stacked extras."""
+        kwargs = {"attention_mask": attention_mask}
+        if self._architecture.uses_token_type_ids:
+            kwargs["token_type_ids"] = token_type_ids
+        outputs = self.model(input_ids=input_ids, inputs_embeds=inputs_embeds,
+                             output_hidden_states=self._hidden_states,
+                             output_attentions=self._attentions, training=False, **kwargs)
+        result = self._task.outputs(outputs, attention_mask)
+        if self._hidden_states:
+            result["hidden_states"] = tf.stack(outputs.hidden_states, axis=1)
+        if self._attentions:
+            result["attentions"] = tf.stack(outputs.attentions, axis=1)
+        return result
+
+    def _text_result(self, encoded: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        result = self.run(encoded["attention_mask"], encoded["token_type_ids"], input_ids=encoded["input_ids"])
+        keep = self._task.text_outputs
+        extras = ("hidden_states", "attentions")
+        return {k: v for k, v in result.items() if keep is None or k in keep or k in extras}
+
+    def signatures(self, default: str = "text") -> dict[str, tf.types.experimental.ConcreteFunction]:
+        """Every serving signature, keyed by name, `serving_default` included."""
+        if default not in DEFAULT_SIGNATURE_CHOICES:
+            raise ValueError(f"default signature must be one of {DEFAULT_SIGNATURE_CHOICES}, got {default!r}")
+        uses_types = self._architecture.uses_token_type_ids
+        hidden_size = self.model.config.hidden_size
+
+        def token_specs(dtype):
+            names = ["input_ids", "attention_mask"] + (["token_type_ids"] if uses_types else [])
+            return [tf.TensorSpec([None, None], dtype, name=n) for n in names]
+
+        def tokens_fn(dtype):
+            def tokens(input_ids, attention_mask, token_type_ids=None):
+                cast = lambda t: None if t is None else tf.cast(t, tf.int32)  # noqa: E731
+                return self.run(cast(attention_mask), cast(token_type_ids), input_ids=cast(input_ids))
+            return tf.function(tokens, input_signature=token_specs(dtype))
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+        def text(text):
+            return self._text_result(self.tokenizer(text))
+
+        embeds_specs = [tf.TensorSpec([None, None, hidden_size], tf.float32, name="inputs_embeds"),
+                        tf.TensorSpec([None, None], tf.int32, name="attention_mask")]
+        if uses_types:
+            embeds_specs.append(tf.TensorSpec([None, None], tf.int32, name="token_type_ids"))
+
+        @tf.function(input_signature=embeds_specs)
+        def embeds(inputs_embeds, attention_mask, token_type_ids=None):
+            return self.run(attention_mask, token_type_ids, inputs_embeds=inputs_embeds)
+
+        result = {
+            "text": text.get_concrete_function(),
+            "tokens": tokens_fn(tf.int32).get_concrete_function(),
+            "tokens_int64": tokens_fn(tf.int64).get_concrete_function(),
+            "embeds": embeds.get_concrete_function(),
+        }
+        if self._task.takes_pairs:
+            @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text"),
+                                          tf.TensorSpec([None], tf.string, name="text_pair")])
+            def text_pair(text, text_pair):
+                return self._text_result(self.tokenizer(text, text_pair))
+            result["text_pair"] = text_pair.get_concrete_function()
+        result[DEFAULT_SIGNATURE] = result[default]
+        return result

@@ -1,0 +1,72 @@
+"""Tiny random Transformers checkpoints, made on the spot (nothing is downloaded).
+
+A generated WordPiece vocabulary (special tokens, characters, a few hundred
+words and their `##` continuations) and a BERT small enough to export in
+seconds. `make_checkpoint(dir, task=..., weights="pytorch"|"tf")` writes what
+`save_pretrained` writes: config.json, weights, vocab.txt and tokenizer files.
+"""
+from __future__ import annotations
+
+import os
+import string
+from pathlib import Path
+
+SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+WORDS = """the a an of to and in is it that for on with as was be by this are from or at not have
+hello world sentence model serving tensor export token text fast slow good bad great terrible
+movie film love hate happy sad cat dog house tree water fire earth wind city country people time
+day night year week month one two three four five six seven eight nine ten quick brown fox jumps
+over lazy test testing tested tests run running runs server client request response batch""".split()
+
+
+def make_vocab(path: Path) -> Path:
+    chars = list(string.ascii_lowercase + string.digits + string.punctuation)
+    pieces = SPECIAL + chars + ["##" + c for c in string.ascii_lowercase + string.digits]
+    pieces += WORDS + ["##" + s for s in ("ing", "ed", "er", "ly", "est")]
+    pieces = list(dict.fromkeys(pieces))  # a duplicate would shift every id after it
+    path.write_text("\n".join(pieces) + "\n", encoding="utf-8")
+    return path
+
+
+def tiny_config(vocab_size: int, **overrides):
+    from transformers import BertConfig
+
+    params = dict(vocab_size=vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                  intermediate_size=37, max_position_embeddings=64, type_vocab_size=2)
+    params.update(overrides)
+    return BertConfig(**params)
+
+
+def make_checkpoint(directory: Path, task: str = "feature-extraction", weights: str = "pytorch",
+                    labels: tuple[str, ...] = ("negative", "positive"), seed: int = 0) -> Path:
+    """Write a tiny random BERT checkpoint with its tokenizer into `directory`."""
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    from transformers import BertTokenizerFast
+
+    directory.mkdir(parents=True, exist_ok=True)
+    vocab = make_vocab(directory / "vocab.txt")
+    tokenizer = BertTokenizerFast(vocab_file=str(vocab), do_lower_case=True, model_max_length=64)
+    tokenizer.save_pretrained(directory)
+    n = len(vocab.read_text(encoding="utf-8").split("\n")) - 1
+    extra = {}
+    if task == "text-classification":
+        extra = dict(num_labels=len(labels), id2label=dict(enumerate(labels)),
+                     label2id={label: i for i, label in enumerate(labels)})
+    config = tiny_config(n, **extra)
+    if weights == "pytorch":
+        import torch
+        from transformers import BertForSequenceClassification, BertModel
+
+        torch.manual_seed(seed)
+        cls = BertForSequenceClassification if task == "text-classification" else BertModel
+        cls(config).eval().save_pretrained(directory, safe_serialization=True)
+    else:
+        import tensorflow as tf
+        from transformers import TFBertForSequenceClassification, TFBertModel
+
+        tf.random.set_seed(seed)
+        cls = TFBertForSequenceClassification if task == "text-classification" else TFBertModel
+        model = cls(config)
+        model(model.dummy_inputs)
+        model.save_pretrained(directory)
+    return directory

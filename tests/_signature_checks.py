@@ -1,0 +1,50 @@
+"""One helper that checks a signature the way TF Serving will use it.
+
+`check_signature(saved_model_dir, name, inputs)` calls the signature on the
+reloaded SavedModel with the whole batch and with each row alone, and asserts
+the batched rows equal the single rows (padding must not leak into results).
+Returns the batched outputs as numpy arrays.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+_LOADED: dict[str, object] = {}
+
+# Outputs whose shape depends on the padded length of the batch.
+_PADDED = ("last_hidden_state", "hidden_states", "attentions")
+
+
+def load(path: Path):
+    key = str(path)
+    if key not in _LOADED:
+        _LOADED[key] = tf.saved_model.load(key)
+    return _LOADED[key]
+
+
+def call(path: Path, name: str, inputs: dict) -> dict[str, np.ndarray]:
+    fn = load(path).signatures[name]
+    specs = fn.structured_input_signature[1]
+    feed = {k: tf.constant(v, dtype=specs[k].dtype) for k, v in inputs.items()}
+    return {k: v.numpy() for k, v in fn(**feed).items()}
+
+
+def check_signature(path: Path, name: str, inputs: dict, atol: float = 1e-5) -> dict[str, np.ndarray]:
+    batched = call(path, name, inputs)
+    n = len(next(iter(inputs.values())))
+    for out in batched.values():
+        assert out.shape[0] == n, f"{name}: output batch {out.shape[0]} != input batch {n}"
+    for i in range(n):
+        single = call(path, name, {k: np.asarray(v)[i:i + 1] for k, v in inputs.items()})
+        for key, value in single.items():
+            if key in _PADDED:
+                continue
+            if value.dtype.kind in "SUO":
+                assert (batched[key][i:i + 1] == value).all(), f"{name}.{key} row {i} differs when batched"
+            else:
+                np.testing.assert_allclose(batched[key][i:i + 1], value, atol=atol,
+                                           err_msg=f"{name}.{key} row {i} differs when batched")
+    return batched
