@@ -65,13 +65,14 @@ class RetryPolicy:
     `min(max_backoff, initial_backoff * multiplier**(n-1))`, spread by
     +/- `jitter` (a fraction) so that concurrent requests do not retry in step.
     Invalid input is never retried. With the defaults a request is tried
-    8 times over roughly a minute, long enough for a server restart.
+    10 times over about a minute (pauses 0.25, 0.5, 1, 2, 4, 8, 15, 15, 15 s),
+    long enough for a server restart.
 
     >>> RetryPolicy(max_attempts=1)      # no retries
     RetryPolicy(max_attempts=1, initial_backoff=0.25, max_backoff=15.0, multiplier=2.0, jitter=0.2)
     """
 
-    max_attempts: int = 8
+    max_attempts: int = 10
     initial_backoff: float = 0.25
     max_backoff: float = 15.0
     multiplier: float = 2.0

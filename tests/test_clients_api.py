@@ -1,0 +1,171 @@
+"""clients/: the API surface and the pure conversions (no server needed)."""
+from __future__ import annotations
+
+import inspect
+import random
+
+import numpy as np
+import pytest
+
+import clients
+from clients import (AsyncGrpcClient, AsyncRestClient, DeadlineExceededError, GrpcClient,
+                     InvalidArgumentError, NotFoundError, ResourceExhaustedError, RestClient,
+                     RetryableError, RetryPolicy, UnavailableError, errors_for_status)
+from clients._batching import REQUEST_OVERHEAD, plan_chunks
+from clients._tensors import (array_to_proto, as_array, cast_to_spec, from_json_value, proto_to_array,
+                              row_nbytes, to_json_value, TensorSpec)
+
+
+def _public_methods(cls) -> dict[str, inspect.Signature]:
+    return {name: inspect.signature(member) for name, member in inspect.getmembers(cls, callable)
+            if not name.startswith("_")}
+
+
+def test_rest_and_grpc_clients_expose_the_same_methods_with_the_same_signatures():
+    rest, grpc_ = _public_methods(RestClient), _public_methods(GrpcClient)
+    assert rest == grpc_
+    assert {"predict", "predict_batched", "classify", "regress", "metadata", "status",
+            "wait_until_available", "close"} <= set(rest)
+
+
+def test_async_clients_expose_the_sync_methods_as_coroutines_with_the_same_signatures():
+    sync = _public_methods(RestClient)
+    for cls in (AsyncRestClient, AsyncGrpcClient):
+        methods = _public_methods(cls)
+        assert methods == sync
+        for name in methods:
+            assert inspect.iscoroutinefunction(getattr(cls, name)), name
+
+
+def test_every_name_in___all___is_importable():
+    for name in clients.__all__:
+        assert getattr(clients, name) is not None, name
+
+
+def test_transient_statuses_are_retryable_and_invalid_input_is_not():
+    for status in (429, 503, 504):
+        assert isinstance(errors_for_status(status, "x"), RetryableError), status
+    assert isinstance(errors_for_status(503, "x"), UnavailableError)
+    assert isinstance(errors_for_status(504, "x"), DeadlineExceededError)
+    assert isinstance(errors_for_status(429, "x"), ResourceExhaustedError)
+    for status in (400, 404, 500, 501):
+        assert not isinstance(errors_for_status(status, "x"), RetryableError), status
+
+
+def test_errors_keep_the_servers_message_code_and_http_status():
+    err = errors_for_status(404, "Servable not found for request: Latest(nope)")
+    assert isinstance(err, NotFoundError)
+    assert (str(err), err.code, err.http_status) == ("Servable not found for request: Latest(nope)",
+                                                     "NOT_FOUND", 404)
+
+
+def test_retry_backoff_grows_exponentially_up_to_the_cap_within_the_jitter():
+    policy = RetryPolicy(max_attempts=10, initial_backoff=0.5, max_backoff=3.0, multiplier=2.0, jitter=0.25)
+    rng = random.Random(0)
+    for attempt, base in [(1, 0.5), (2, 1.0), (3, 2.0), (4, 3.0), (9, 3.0)]:
+        delays = [policy.backoff(attempt, rng) for _ in range(200)]
+        assert min(delays) >= base * 0.75 and max(delays) <= base * 1.25, attempt
+        assert max(delays) - min(delays) > 0, "jitter spreads the retries"
+    assert policy.should_retry(9) and not policy.should_retry(10)
+
+
+def test_retry_policy_refuses_nonsense_settings_with_the_value_received():
+    with pytest.raises(ValueError, match="got 0"):
+        RetryPolicy(max_attempts=0)
+
+
+def test_planned_requests_stay_under_the_size_limit_and_the_batch_size():
+    sizes = np.array([random.Random(i).randint(10, 3000) for i in range(1000)])
+    limit = REQUEST_OVERHEAD + 10_000
+    chunks = plan_chunks(sizes, batch_size=16, max_request_bytes=limit)
+    assert chunks[0][0] == 0 and chunks[-1][1] == len(sizes)
+    assert all(a[1] == b[0] for a, b in zip(chunks, chunks[1:])), "contiguous, in order, no row lost"
+    for start, stop in chunks:
+        assert stop - start <= 16
+        assert sizes[start:stop].sum() <= limit - REQUEST_OVERHEAD or stop - start == 1
+
+
+def test_grpc_size_estimate_of_text_rows_matches_the_serialized_tensor():
+    from tensorflow.core.framework import tensor_pb2
+
+    texts = as_array(["short", "ü" * 300, "x" * 70_000])
+    for i in range(3):
+        proto = array_to_proto(texts[i:i + 1], tensor_pb2.TensorProto())
+        empty = array_to_proto(texts[0:0], tensor_pb2.TensorProto())
+        assert abs(int(row_nbytes(texts, "grpc")[i]) - (proto.ByteSize() - empty.ByteSize())) <= 3
+
+
+@pytest.mark.parametrize("value", [
+    np.arange(12, dtype=np.float32).reshape(3, 4) / 7,
+    np.array([[1, -2], [3, 2**31 - 1]], dtype=np.int32),
+    np.array([2**40, -5], dtype=np.int64),
+    np.array([True, False]),
+    np.array([0.5, -1.25], dtype=np.float16),
+    np.array([1.0, 2.0], dtype=np.float64),
+    np.array([3, 200], dtype=np.uint8),
+], ids=lambda v: str(v.dtype))
+def test_tensor_protos_built_from_numpy_read_back_the_same_in_tensorflow_and_here(value):
+    import tensorflow as tf
+    from tensorflow.core.framework import tensor_pb2
+
+    proto = array_to_proto(value, tensor_pb2.TensorProto())
+    np.testing.assert_array_equal(tf.make_ndarray(proto), value)
+    back = proto_to_array(proto)
+    assert back.dtype == value.dtype and back.shape == value.shape
+    np.testing.assert_array_equal(back, value)
+
+
+@pytest.mark.parametrize("value", [
+    np.array([[1.5, -2.0], [0.25, 8.0]], dtype=np.float32),
+    np.array([1, 2, 3], dtype=np.int32),
+    np.array([7, 8], dtype=np.int64),
+    np.array([0.5, 1.5], dtype=np.float16),
+    np.array([b"a", b"\xff\x00"], dtype=object),
+], ids=lambda v: str(v.dtype))
+def test_tensor_protos_written_with_typed_value_fields_are_read(value):
+    """TF Serving answers with float_val/int_val/... (what tf.make_tensor_proto writes for lists)."""
+    import tensorflow as tf
+
+    proto = tf.make_tensor_proto(value.tolist(), dtype=tf.as_dtype(value.dtype if value.dtype != object else tf.string),
+                                 shape=value.shape)
+    np.testing.assert_array_equal(proto_to_array(proto), value)
+
+
+def test_a_single_typed_value_fills_the_whole_shape_as_in_tensorflow():
+    import tensorflow as tf
+
+    proto = tf.make_tensor_proto(1.5, dtype=tf.float32, shape=[2, 3])
+    np.testing.assert_array_equal(proto_to_array(proto), np.full((2, 3), 1.5, np.float32))
+
+
+def test_text_goes_to_json_as_strings_and_bytes_as_b64():
+    assert to_json_value(as_array(["héllo", b"\x00\xff"])) == ["héllo", {"b64": "AP8="}]
+    assert to_json_value(as_array([["a", "b"]])) == [["a", "b"]]
+
+
+def test_json_string_outputs_read_back_as_bytes_whichever_encoding():
+    out = from_json_value([["pos", {"b64": "AP8="}]], "string")
+    assert out.dtype == object and out.shape == (1, 2)
+    assert out.tolist() == [[b"pos", b"\x00\xff"]]
+
+
+def test_inputs_are_cast_to_the_signatures_dtype():
+    ids = cast_to_spec("input_ids", as_array([[101, 2023, 102]]), TensorSpec("int32", (None, None)))
+    assert ids.dtype == np.int32
+
+
+def test_inputs_that_would_be_truncated_are_refused_with_the_input_name():
+    with pytest.raises(TypeError, match="'input_ids' is int32; got float64"):
+        cast_to_spec("input_ids", as_array([[1.5]]), TensorSpec("int32", (None, None)))
+    with pytest.raises(TypeError, match="'text' is a string tensor"):
+        cast_to_spec("text", as_array([1, 2]), TensorSpec("string", (None,)))
+
+
+def test_clients_refuse_a_version_and_a_label_together():
+    with RestClient("http://127.0.0.1:9") as client:
+        with pytest.raises(ValueError, match="not both"):
+            client.predict("m", ["x"], version=1, label="stable")
+
+
+def test_invalid_argument_is_not_retryable():
+    assert not issubclass(InvalidArgumentError, RetryableError)
