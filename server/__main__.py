@@ -1,0 +1,8 @@
+"""`python -m server --port=8500 --rest_api_port=8501 --model_name=m --model_base_path=/models/m`"""
+import os
+import sys
+
+if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
+    from server._app import main
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,171 @@
+"""The gRPC front end: `PredictionService`, `ModelService` and `grpc.health.v1`.
+
+Servicers convert protos to core calls and back; a `ServingError` becomes
+the RPC status in `_abort` (the one place that mapping happens). Message
+size limits are lifted as TF Serving does (no 4 MiB cap).
+
+>>> server = GrpcServer(core, "0.0.0.0", 8500)   # doctest: +SKIP
+>>> server.start()                                # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import logging
+from concurrent import futures
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from tensorflow_serving.apis import (model_management_pb2, model_service_pb2_grpc,
+                                     prediction_service_pb2_grpc)
+
+from . import _inference, _messages
+from ._core import ModelSpec
+from ._errors import ServingError
+from ._tensors import proto_to_array
+
+__all__ = ["GrpcServer", "parse_channel_arguments"]
+
+log = logging.getLogger("server")
+
+
+def _abort(context, exc: BaseException):
+    if isinstance(exc, ServingError):
+        context.abort(exc.code, exc.message)
+    log.exception("gRPC request failed")
+    context.abort(grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}")
+
+
+def _spec(proto) -> ModelSpec:
+    which = proto.WhichOneof("version_choice")
+    return ModelSpec(proto.name,
+                     proto.version.value if which == "version" else None,
+                     proto.version_label if which == "version_label" else None,
+                     proto.signature_name)
+
+
+def _timeout(context):
+    remaining = context.time_remaining()
+    return remaining if remaining is not None and remaining < 1e8 else None
+
+
+class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
+    def __init__(self, core):
+        self.core = core
+
+    def Predict(self, request, context):
+        try:
+            inputs = {k: proto_to_array(v) for k, v in request.inputs.items()}
+            result = self.core.predict(_spec(request.model_spec), lambda sig: inputs,
+                                       list(request.output_filter), _timeout(context))
+            return _messages.predict_response(result)
+        except Exception as e:
+            _abort(context, e)
+
+    def Classify(self, request, context):
+        try:
+            result = self.core.classify(_spec(request.model_spec),
+                                        lambda: _inference.serialized_examples(request.input),
+                                        _timeout(context))
+            return _messages.classify_response(result)
+        except Exception as e:
+            _abort(context, e)
+
+    def Regress(self, request, context):
+        try:
+            result = self.core.regress(_spec(request.model_spec),
+                                       lambda: _inference.serialized_examples(request.input),
+                                       _timeout(context))
+            return _messages.regress_response(result)
+        except Exception as e:
+            _abort(context, e)
+
+    def MultiInference(self, request, context):
+        try:
+            tasks = [(_spec(t.model_spec), t.method_name) for t in request.tasks]
+            results = self.core.multi_inference(
+                tasks, lambda: _inference.serialized_examples(request.input), _timeout(context))
+            return _messages.multi_inference_response(results)
+        except Exception as e:
+            _abort(context, e)
+
+    def GetModelMetadata(self, request, context):
+        try:
+            result, sigs = self.core.metadata(_spec(request.model_spec), list(request.metadata_field))
+            return _messages.metadata_response(result, sigs)
+        except Exception as e:
+            _abort(context, e)
+
+
+class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
+    def __init__(self, core):
+        self.core = core
+
+    def GetModelStatus(self, request, context):
+        try:
+            return _messages.status_response(self.core.status(_spec(request.model_spec)))
+        except Exception as e:
+            _abort(context, e)
+
+    def HandleReloadConfigRequest(self, request, context):
+        try:
+            self.core.reload_config(request.config)
+            resp = model_management_pb2.ReloadConfigResponse()
+            resp.status.SetInParent()
+            return resp
+        except Exception as e:
+            _abort(context, e)
+
+
+def parse_channel_arguments(text: str) -> list[tuple[str, object]]:
+    """`--grpc_channel_arguments`: comma-separated `key=value`, ints kept as ints.
+
+    >>> parse_channel_arguments("grpc.max_concurrent_streams=100,grpc.primary_user_agent=x")
+    [('grpc.max_concurrent_streams', 100), ('grpc.primary_user_agent', 'x')]
+    """
+    out = []
+    for item in filter(None, (s.strip() for s in text.split(","))):
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise ValueError(f"--grpc_channel_arguments: {item!r} is not key=value")
+        try:
+            out.append((key, int(value)))
+        except ValueError:
+            out.append((key, value))
+    return out
+
+
+class GrpcServer:
+    """The gRPC server; `port` 0 with a `socket_path` serves on the Unix socket only."""
+
+    def __init__(self, core, host: str, port: int, max_threads: int = 8, channel_arguments: str = "",
+                 socket_path: str = ""):
+        options = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)]
+        options += parse_channel_arguments(channel_arguments)
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_threads,
+                                                             thread_name_prefix="grpc"),
+                                  options=options, maximum_concurrent_rpcs=None)
+        prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionServicer(core), self.server)
+        model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(core), self.server)
+        self.health = health.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        self.port = None
+        address = f"{'[::]' if host in ('0.0.0.0', '::') else host}:{port}"
+        try:
+            if port:
+                self.port = self.server.add_insecure_port(address)
+            if socket_path:
+                self.server.add_insecure_port(f"unix:{socket_path}")
+        except RuntimeError as e:
+            raise OSError(f"could not bind gRPC to {address if port else socket_path}: {e} "
+                          f"(is the port in use?)") from None
+        if port and not self.port:
+            raise OSError(f"could not bind gRPC to {address} (is the port in use?)")
+
+    def start(self) -> None:
+        self.server.start()
+        for service in ("", "tensorflow.serving.PredictionService", "tensorflow.serving.ModelService"):
+            self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
+
+    def stop(self, grace: float = 30.0) -> None:
+        """Refuse new RPCs, let RPCs in flight finish (up to `grace` seconds)."""
+        self.health.enter_graceful_shutdown()
+        self.server.stop(grace).wait()
