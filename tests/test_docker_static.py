@@ -684,3 +684,37 @@ def test_k8s_manifests_scale_out_the_serving_image():
     assert 1 <= hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"]
     kustomization = yaml.safe_load((DOCKER / "k8s" / "kustomization.yaml").read_text())
     assert set(kustomization["resources"]) == {p.name for p in (DOCKER / "k8s").glob("*.yaml")} - {"kustomization.yaml"}
+
+
+# --------------------------------------------------------------------------- README
+
+def readme_blocks() -> list[str]:
+    return re.findall(r"```[a-z]*\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
+
+
+def test_readme_second_model_recipe_is_valid(tmp_path):
+    """The README's compose.override.yaml and models.config block for a second model."""
+    blocks = readme_blocks()
+    override = next((b for b in blocks if b.startswith("# compose.override.yaml")), None)
+    entry = next((b for b in blocks if b.lstrip().startswith("config {")), None)
+    if override is None or entry is None:
+        pytest.skip("README has no second-model recipe (## Docker)")
+    for name in ("compose.yaml", ".env"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    (tmp_path / "compose.override.yaml").write_text(override)
+    cmd = compose_binary()
+    if cmd is None:
+        pytest.skip("no Docker Compose v2 (see compose_config)")
+    done = subprocess.run([*cmd, "config", "--format", "json"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    model = json.loads(done.stdout)
+    produced = {svc["command"][0] for svc in model["services"].values()
+                if svc.get("build", {}).get("dockerfile") == "docker/export.Dockerfile"}
+    text = (CONFIG / "models.config").read_text()
+    cut = text.rindex("}")  # the closing brace of model_config_list
+    cfg = text_format.Parse(text[:cut] + entry + text[cut:], model_server_config_pb2.ModelServerConfig())
+    served = {m.name for m in cfg.model_config_list.config}
+    assert served == produced and len(served) == 2
+    deps = model["services"]["serving"]["depends_on"]
+    assert all(deps[s]["condition"] == "service_completed_successfully" for s in deps)
