@@ -110,7 +110,8 @@ class App:
             raise StartupError(f"Loading the models failed: {e}") from None
         try:
             self.grpc = GrpcServer(self.core, opts.host, opts.port, opts.grpc_max_threads,
-                                   opts.grpc_channel_arguments, opts.grpc_socket_path)
+                                   opts.grpc_channel_arguments, opts.grpc_socket_path,
+                                   opts.enable_serialization_as_tensor_content)
             if opts.rest_api_port:
                 self.rest = RestServer(self.core, opts.host, opts.rest_api_port,
                                        opts.rest_api_timeout_in_ms, opts.rest_api_num_threads,

@@ -54,6 +54,9 @@ class Options:
     tensorflow_session_parallelism: int = 0
     tensorflow_intra_op_parallelism: int = 0
     tensorflow_inter_op_parallelism: int = 0
+    enable_serialization_as_tensor_content: bool = False
+    # grpc.health.v1 is always served (the issue asks for it); the flag is accepted either way.
+    enable_grpc_healthcheck_service: bool = False
     version: bool = False
     # Ours, not tensorflow_model_server's: the address both front ends bind.
     host: str = "0.0.0.0"
@@ -71,7 +74,6 @@ NOT_IMPLEMENTED: dict[str, tuple[object, str]] = {
     "per_process_gpu_memory_fraction": (0.0, "the embedded server runs on CPU"),
     "tensorflow_session_config_file": ("", "session ConfigProto files are not read; use the parallelism flags"),
     "flush_filesystem_caches": (True, "there are no file system caches to flush"),
-    "use_tflite_model": (False, "TFLite models are not served"),
     "prefer_tflite_model": (False, "TFLite models are not served"),
     "num_tflite_pools": (1, "TFLite models are not served"),
     "num_tflite_interpreters_per_pool": (1, "TFLite models are not served"),
@@ -83,7 +85,10 @@ NOT_IMPLEMENTED: dict[str, tuple[object, str]] = {
     "thread_pool_factory_config_file": ("", "custom thread pools are not offered"),
     "num_load_threads": (0, "versions load one at a time"),
     "num_unload_threads": (0, "versions unload one at a time"),
-    "enable_grpc_healthcheck_service": (False, "the grpc.health.v1 service is always on"),
+    "rest_api_enable_cors_support": (False, "CORS headers are not sent; put a proxy in front"),
+    "enable_per_model_batching_parameters": (False, "one --batching_parameters_file applies to all models"),
+    "use_alts_credentials": (False, "ALTS (Google Cloud) credentials are not offered"),
+    "xla_gpu_compilation_enabled": (False, "the embedded server runs on CPU"),
 }
 
 _BOOL_WORDS = {"true": True, "1": True, "false": False, "0": False}

@@ -48,15 +48,16 @@ def _timeout(context):
 
 
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
-    def __init__(self, core):
+    def __init__(self, core, tensor_content: bool = False):
         self.core = core
+        self.tensor_content = tensor_content
 
     def Predict(self, request, context):
         try:
             inputs = {k: proto_to_array(v) for k, v in request.inputs.items()}
             result = self.core.predict(_spec(request.model_spec), lambda sig: inputs,
                                        list(request.output_filter), _timeout(context))
-            return _messages.predict_response(result)
+            return _messages.predict_response(result, self.tensor_content)
         except Exception as e:
             _abort(context, e)
 
@@ -137,13 +138,14 @@ class GrpcServer:
     """The gRPC server; `port` 0 with a `socket_path` serves on the Unix socket only."""
 
     def __init__(self, core, host: str, port: int, max_threads: int = 8, channel_arguments: str = "",
-                 socket_path: str = ""):
+                 socket_path: str = "", tensor_content: bool = False):
         options = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)]
         options += parse_channel_arguments(channel_arguments)
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_threads,
                                                              thread_name_prefix="grpc"),
                                   options=options, maximum_concurrent_rpcs=None)
-        prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionServicer(core), self.server)
+        prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
+            PredictionServicer(core, tensor_content), self.server)
         model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(core), self.server)
         self.health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)

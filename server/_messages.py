@@ -11,6 +11,8 @@ from google.protobuf import any_pb2, json_format
 from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2, get_model_status_pb2,
                                      inference_pb2, model_pb2, predict_pb2, regression_pb2)
 
+from tensorflow.python.framework import tensor_util
+
 from ._tensors import array_to_proto
 
 __all__ = ["model_spec", "status_response", "metadata_response", "predict_response",
@@ -49,11 +51,17 @@ def metadata_response(result, signature_defs: dict) -> get_model_metadata_pb2.Ge
     return resp
 
 
-def predict_response(result) -> predict_pb2.PredictResponse:
+def predict_response(result, tensor_content: bool = False) -> predict_pb2.PredictResponse:
+    """`tensor_content`: pack numbers as raw bytes (--enable_serialization_as_tensor_content)
+    instead of the typed value fields."""
     resp = predict_pb2.PredictResponse(model_spec=model_spec(result.name, result.version,
                                                              result.signature_name))
     for alias, arr in result.outputs.items():
-        resp.outputs[alias].CopyFrom(array_to_proto(arr, result.signature.outputs[alias].dtype))
+        dtype = result.signature.outputs[alias].dtype
+        if tensor_content and arr.dtype != object:
+            resp.outputs[alias].CopyFrom(tensor_util.make_tensor_proto(arr))
+        else:
+            resp.outputs[alias].CopyFrom(array_to_proto(arr, dtype))
     return resp
 
 

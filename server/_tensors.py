@@ -81,14 +81,16 @@ def _type_error(value, expected: str) -> InvalidArgument:
 def _decode_b64(text) -> bytes:
     if not isinstance(text, str):
         raise _type_error({"b64": text}, "string (base64 text in {\"b64\": ...})")
+    # Standard or web-safe alphabet, padding optional (as absl's Base64Unescape).
+    normal = text.translate(_WEBSAFE).rstrip("=")
     try:
-        return base64.b64decode(text, validate=True)
+        return base64.b64decode(normal + "=" * (-len(normal) % 4), validate=True)
     except (binascii.Error, ValueError):
-        try:
-            return base64.urlsafe_b64decode(text)
-        except (binascii.Error, ValueError):
-            raise InvalidArgument(f"Unable to base64 decode {text[:40]!r}: give standard (RFC 4648) "
-                                  f"base64 text in {{\"b64\": ...}}") from None
+        raise InvalidArgument(f"Unable to base64 decode {text[:40]!r}: give base64 text "
+                              f"(RFC 4648) in {{\"b64\": ...}}") from None
+
+
+_WEBSAFE = str.maketrans("-_", "+/")
 
 
 def _shape_of(value, path=()) -> tuple[int, ...]:
