@@ -1,0 +1,188 @@
+"""Versions while serving: new versions on disk are loaded and old ones
+unloaded with no request lost, a broken version leaves the previous one
+serving, and HandleReloadConfigRequest / config-file polling add and remove
+models. Real server processes, real sockets."""
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+
+import grpc
+import pytest
+import requests
+import tensorflow as tf
+from google.protobuf import text_format
+from tensorflow_serving.apis import (model_management_pb2, model_service_pb2_grpc, predict_pb2,
+                                     prediction_service_pb2_grpc)
+from tensorflow_serving.config import model_server_config_pb2
+
+from server import ServerProcess
+from tests._server_models import shared_models
+
+
+def copy_version(src: str, dest: str) -> None:
+    """Make a version appear at once and complete, as an export's final rename does."""
+    shutil.copytree(src, dest + ".partial")
+    os.rename(dest + ".partial", dest)
+
+
+def wait_for(predicate, timeout=30.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def states(srv, model):
+    return {int(s["version"]): s for s in srv.model_status(model)}
+
+
+@pytest.fixture(scope="module")
+def swap(tmp_path_factory):
+    """A server on one model (latest policy) polling its base path every second."""
+    models = shared_models(tmp_path_factory)
+    base = tmp_path_factory.mktemp("swap") / "m"
+    base.mkdir()
+    copy_version(f"{models}/hpt/1", str(base / "1"))
+    with ServerProcess(["--model_name=m", f"--model_base_path={base}", "--file_system_poll_wait_seconds=1",
+                        "--max_num_load_retries=0"]) as srv:
+        yield srv, base, models
+
+
+def test_new_version_replaces_the_old_without_losing_a_request(swap):
+    srv, base, models = swap
+    failures, results, stop = [], [], threading.Event()
+
+    def rest_stream():
+        with requests.Session() as s:
+            while not stop.is_set():
+                try:
+                    r = s.post(srv.rest_url + "/v1/models/m:predict", json={"instances": [1.0]}, timeout=30)
+                    if r.status_code != 200:
+                        failures.append(r.text)
+                    else:
+                        results.append(r.json()["predictions"][0])
+                except requests.RequestException as e:
+                    failures.append(repr(e))
+
+    def grpc_stream():
+        with grpc.insecure_channel(srv.grpc_target) as ch:
+            stub = prediction_service_pb2_grpc.PredictionServiceStub(ch)
+            req = predict_pb2.PredictRequest()
+            req.model_spec.name = "m"
+            req.inputs["x"].CopyFrom(tf.make_tensor_proto([1.0], tf.float32))
+            while not stop.is_set():
+                try:
+                    results.append(stub.Predict(req, timeout=30).outputs["y"].float_val[0])
+                except grpc.RpcError as e:
+                    failures.append(f"{e.code()}: {e.details()}")
+
+    threads = [threading.Thread(target=f) for f in (rest_stream, rest_stream, grpc_stream)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(0.5)
+        copy_version(f"{models}/hpt/2", str(base / "2"))
+        wait_for(lambda: states(srv, "m").get(1, {}).get("state") == "END", what="version 1 to unload")
+        n = len(results)
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert failures == []
+    assert 2.5 in results[:n] and 3.5 in results  # served by version 1, then version 2
+    assert set(results[n + 5:]) == {3.5}
+    assert states(srv, "m")[2]["state"] == "AVAILABLE"
+
+
+def test_a_version_that_fails_to_load_is_reported_and_the_previous_keeps_serving(swap):
+    srv, base, _ = swap
+    srv.wait_available("m", 2)
+    broken = base / "3.partial"
+    broken.mkdir()
+    (broken / "saved_model.pb").write_bytes(b"this is not a SavedModel")
+    os.rename(broken, base / "3")
+    status = wait_for(lambda: states(srv, "m").get(3) if states(srv, "m").get(3, {}).get("state") == "END"
+                      else None, what="version 3 to fail")
+    assert status["status"]["error_code"] != "OK" and status["status"]["error_message"]
+    assert states(srv, "m")[2]["state"] == "AVAILABLE"
+    r = requests.post(srv.rest_url + "/v1/models/m:predict", json={"instances": [1.0]}, timeout=30)
+    assert r.json() == {"predictions": [3.5]}
+
+
+# ---------------------------------------------------------------- config reload
+
+CONFIG = """model_config_list {{
+  config {{ name: "a" base_path: "{models}/hpt" model_platform: "tensorflow"
+           model_version_policy {{ specific {{ versions: 1 }} }} }}
+{extra}}}
+"""
+
+
+@pytest.fixture(scope="module")
+def configured(tmp_path_factory):
+    models = shared_models(tmp_path_factory)
+    path = tmp_path_factory.mktemp("reload") / "models.config"
+    path.write_text(CONFIG.format(models=models, extra=""))
+    with ServerProcess([f"--model_config_file={path}", "--model_config_file_poll_wait_seconds=1",
+                        "--max_num_load_retries=0"], models=["a"]) as srv:
+        yield srv, path, models
+
+
+def reload_config(srv, text):
+    req = model_management_pb2.ReloadConfigRequest()
+    text_format.Parse(text, req.config)
+    with grpc.insecure_channel(srv.grpc_target) as ch:
+        return model_service_pb2_grpc.ModelServiceStub(ch).HandleReloadConfigRequest(req, timeout=60)
+
+
+def test_specific_version_policy_serves_only_those_versions(configured):
+    srv, _, _ = configured
+    assert sorted(states(srv, "a")) == [1]
+    r = requests.post(srv.rest_url + "/v1/models/a:predict", json={"instances": [1.0]}, timeout=30)
+    assert r.json() == {"predictions": [2.5]}
+
+
+def test_reload_config_request_adds_a_model(configured):
+    srv, _, models = configured
+    extra = f'  config {{ name: "b" base_path: "{models}/hpt" model_platform: "tensorflow" }}\n'
+    resp = reload_config(srv, CONFIG.format(models=models, extra=extra))
+    assert resp.status.error_code == 0
+    r = requests.post(srv.rest_url + "/v1/models/b:predict", json={"instances": [1.0]}, timeout=30)
+    assert r.json() == {"predictions": [3.5]}
+
+
+def test_reload_config_request_removes_a_model(configured):
+    srv, _, models = configured
+    extra = f'  config {{ name: "b" base_path: "{models}/hpt" model_platform: "tensorflow" }}\n'
+    reload_config(srv, CONFIG.format(models=models, extra=extra))
+    reload_config(srv, CONFIG.format(models=models, extra=""))
+    r = requests.post(srv.rest_url + "/v1/models/b:predict", json={"instances": [1.0]}, timeout=30)
+    assert (r.status_code, r.json()) == (404, {"error": "Servable not found for request: Latest(b)"})
+    assert {s["state"] for s in srv.model_status("b")} == {"END"}
+
+
+def test_reload_config_refuses_a_label_on_an_unavailable_version(configured):
+    srv, _, models = configured
+    text = (f'model_config_list {{ config {{ name: "a" base_path: "{models}/hpt" '
+            f'model_version_policy {{ specific {{ versions: 1 }} }} '
+            f'version_labels {{ key: "next" value: 2 }} }} }}')
+    with pytest.raises(grpc.RpcError) as e:
+        reload_config(srv, text)
+    assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "Request to assign label to version 2 of model a" in e.value.details()
+
+
+def test_config_file_changes_are_picked_up_by_polling(configured):
+    srv, path, models = configured
+    extra = f'  config {{ name: "c" base_path: "{models}/hpt" model_platform: "tensorflow" }}\n'
+    path.write_text(CONFIG.format(models=models, extra=extra))
+    srv.wait_available("c", 2, timeout=30)
+    r = requests.post(srv.rest_url + "/v1/models/c/versions/2:predict", json={"instances": [0.0]}, timeout=30)
+    assert r.json() == {"predictions": [3.0]}
