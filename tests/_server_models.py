@@ -14,6 +14,7 @@ method names):
     mixed            predict   x float[-1], n int32[-1], s string[-1]
                                -> y, n2 = 2n int32, s_out = s, s_bytes = s string
     matrix           predict   m float[-1,2]                    -> msum float[-1]
+    ragged           predict   v float[-1,-1]                   -> width int32[-1] (v's 2nd dim in the run), v_out
     probe            predict   x float[-1]                      -> batch_size int32[-1] (rows in the run), y
     count            predict   x float[-1]                      -> count int64[-1] (runs so far, incl. this one)
     classify_x_to_y  classify  inputs: tf.Example{x: float[1]}  -> classes string[-1,1] ("y"), scores float[-1,1]
@@ -41,6 +42,7 @@ def _build_version(path: str, b: float) -> None:
         n = v1.placeholder(tf.int32, [None], name="n")
         s = v1.placeholder(tf.string, [None], name="s")
         m = v1.placeholder(tf.float32, [None, 2], name="m")
+        v = v1.placeholder(tf.float32, [None, None], name="v")
         rows = tf.shape(x)[0]
         batch_size = tf.fill([rows], rows, name="batch_size")
         count = tf.fill([rows], counter.assign_add(1), name="count")
@@ -54,6 +56,8 @@ def _build_version(path: str, b: float) -> None:
                                               {"y": y, "n2": n * 2, "s_out": tf.identity(s),
                                                "s_bytes": tf.identity(s)}),
             "matrix": sd.predict_signature_def({"m": m}, {"msum": tf.reduce_sum(m, axis=1)}),
+            "ragged": sd.predict_signature_def({"v": v}, {"width": tf.fill([tf.shape(v)[0]], tf.shape(v)[1]),
+                                                          "v_out": tf.identity(v)}),
             "probe": sd.predict_signature_def({"x": x}, {"batch_size": batch_size, "y": y}),
             "count": sd.predict_signature_def({"x": x}, {"count": count}),
             "classify_x_to_y": v1.saved_model.signature_def_utils.build_signature_def(
@@ -96,7 +100,7 @@ def build_version(dest: str, b: float) -> str:
 def build_models(base) -> str:
     """Build the test models under `base` (a str or Path) unless already there."""
     base = str(base)
-    done = os.path.join(base, ".complete")
+    done = os.path.join(base, ".complete-2")  # bump when the models change
     if os.path.exists(done):
         return base
     os.makedirs(base, exist_ok=True)
