@@ -1,0 +1,123 @@
+"""`python -m server`'s command line and process lifecycle: tensorflow_model_server's
+flags, refusals with clear messages, start-up output, start-up failures, the
+Unix socket, and SIGTERM draining requests in flight before exiting 0."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import grpc
+import pytest
+import requests
+import tensorflow as tf
+from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+import protocol
+from server import ServerProcess, parse_flags
+from tests._server_models import shared_models
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_server(*flags, timeout=120):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.run([sys.executable, "-m", "server", *flags], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_flag_defaults_are_tensorflow_model_servers():
+    opts = parse_flags([])
+    assert (opts.port, opts.rest_api_port, opts.model_name, opts.rest_api_timeout_in_ms,
+            opts.file_system_poll_wait_seconds, opts.max_num_load_retries, opts.enable_model_warmup,
+            opts.enable_batching) == (protocol.GRPC_PORT, 0, "default", 30000, 1, 5, True, False)
+
+
+def test_an_unknown_flag_is_refused():
+    done = run_server("--model_base_path=/m", "--bogus_flag=1")
+    assert done.returncode == 2
+    assert "unknown command line flag 'bogus_flag'" in done.stderr
+
+
+def test_an_unimplemented_tensorflow_model_server_flag_is_refused_with_the_reason():
+    done = run_server("--model_base_path=/m", "--ssl_config_file=/etc/ssl.config")
+    assert done.returncode == 2
+    assert "--ssl_config_file=/etc/ssl.config is a tensorflow_model_server flag this server does " \
+           "not implement" in done.stderr
+
+
+def test_an_unimplemented_flag_given_its_default_is_accepted():
+    assert parse_flags(["--enable_profiler=true", "--flush_filesystem_caches"]).port == protocol.GRPC_PORT
+
+
+def test_a_flag_value_of_the_wrong_type_is_refused():
+    done = run_server("--port=http")
+    assert done.returncode == 2 and "--port=http: expected a int" in done.stderr
+
+
+def test_version_flag_prints_the_tensorflow_version():
+    done = run_server("--version")
+    assert done.returncode == 0 and f"TensorFlow Library: {tf.__version__}" in done.stdout
+
+
+def test_without_a_model_the_server_refuses_to_start():
+    done = run_server("--port=0")
+    assert done.returncode == 1 and "--model_config_file and --model_base_path are empty" in done.stderr
+
+
+def test_a_model_whose_warmup_fails_stops_start_up(tmp_path_factory):
+    models = shared_models(tmp_path_factory)
+    done = run_server("--model_name=badwarm", f"--model_base_path={models}/badwarm",
+                      "--max_num_load_retries=0", "--port=0", f"--grpc_socket_path={tmp_path_factory.mktemp('s')}/s")
+    assert done.returncode == 1
+    assert "Failed to warm up model badwarm version 1" in done.stderr
+    assert 'Serving signature key "no_such_signature" not found.' in done.stderr
+
+
+@pytest.fixture(scope="module")
+def slow_srv(tmp_path_factory):
+    """Batching with a 1.5 s timeout keeps a lone request in flight long enough to SIGTERM."""
+    models = shared_models(tmp_path_factory)
+    tmp = tmp_path_factory.mktemp("cli")
+    (tmp / "batching.config").write_text("max_batch_size { value: 64 } batch_timeout_micros { value: 1500000 }")
+    srv = ServerProcess(["--model_name=hpt", f"--model_base_path={models}/hpt", "--enable_batching",
+                         f"--batching_parameters_file={tmp}/batching.config",
+                         f"--grpc_socket_path={tmp}/grpc.sock"])
+    srv.socket_path = f"{tmp}/grpc.sock"
+    with srv:
+        yield srv
+
+
+def test_start_up_prints_the_addresses_and_available_versions(slow_srv):
+    out = slow_srv.stdout
+    assert f"Running gRPC ModelServer at 127.0.0.1:{slow_srv.grpc_port}" in out
+    assert f"Exporting HTTP/REST API at:127.0.0.1:{slow_srv.rest_port}" in out
+    assert "Model hpt: versions [2] AVAILABLE" in out
+
+
+def test_grpc_is_also_served_on_the_unix_socket(slow_srv):
+    req = predict_pb2.PredictRequest()
+    req.model_spec.name = "hpt"
+    req.inputs["x"].CopyFrom(tf.make_tensor_proto([0.0], tf.float32))
+    with grpc.insecure_channel(f"unix:{slow_srv.socket_path}") as ch:
+        resp = prediction_service_pb2_grpc.PredictionServiceStub(ch).Predict(req, timeout=30)
+    assert list(resp.outputs["y"].float_val) == [3.0]
+
+
+def test_sigterm_lets_requests_in_flight_finish_and_exits_zero(slow_srv):
+    result = {}
+
+    def call():
+        r = requests.post(slow_srv.rest_url + "/v1/models/hpt:predict", json={"instances": [1.0]}, timeout=30)
+        result["r"] = (r.status_code, r.json())
+    t = threading.Thread(target=call)
+    t.start()
+    time.sleep(0.5)  # the request now waits in the batching queue
+    slow_srv.process.send_signal(signal.SIGTERM)
+    t.join()
+    assert result["r"] == (200, {"predictions": [3.5]})
+    assert slow_srv.stop() == 0
+    assert "Shutting down" in slow_srv.stdout
