@@ -9,6 +9,7 @@ Readiness is judged by docker/healthcheck.sh, the image's HEALTHCHECK.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import importlib.util
 import json
 import os
@@ -71,16 +72,16 @@ class Served:
         return self.log.read_text(errors="replace")[-4000:]
 
 
-@pytest.fixture(scope="module")
-def served(tiny_model_dir, tmp_path_factory):
+@contextlib.contextmanager
+def serve_with_repo_configs(version_dir: Path, tmp: Path):
+    """`python -m server` with docker/config and compose's flags, `version_dir` as version 1 of every model."""
     if importlib.util.find_spec("server.__main__") is None:
         pytest.skip("python -m server is not there yet (server/__main__.py)")
-    tmp = tmp_path_factory.mktemp("docker-configs")
     models, config_dir = tmp / "models", tmp / "config"
     shutil.copytree(CONFIG, config_dir)
     cfg = parse_models_config()
-    for m in cfg.model_config_list.config:  # the tiny export under every served name
-        shutil.copytree(tiny_model_dir / "1", models / m.name / "1")
+    for m in cfg.model_config_list.config:  # the export under every served name
+        shutil.copytree(version_dir, models / m.name / "1")
         m.base_path = str(models / m.name)   # the only change to the repo's models.config
     (config_dir / "models.config").write_text(text_format.MessageToString(cfg))
 
@@ -103,7 +104,7 @@ def served(tiny_model_dir, tmp_path_factory):
     served = Served(proc, rest_port, grpc_port, models, config_dir, log)
     try:
         deadline = time.monotonic() + STARTUP_SECONDS
-        while True:
+        while True:  # ready = the image's HEALTHCHECK passes
             if proc.poll() is not None:
                 pytest.fail(f"python -m server {' '.join(flags)} exited with {proc.returncode}:\n"
                             f"{served.logs()}")
@@ -120,6 +121,12 @@ def served(tiny_model_dir, tmp_path_factory):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(scope="module")
+def served(tiny_model_dir, tmp_path_factory):
+    with serve_with_repo_configs(tiny_model_dir / "1", tmp_path_factory.mktemp("docker-configs")) as s:
+        yield s
 
 
 def test_every_model_in_models_config_is_available(served):
@@ -224,3 +231,14 @@ def test_export_script_with_the_real_export_cli(tiny_checkpoint, tmp_path):
     if not (version / "assets.extra" / "tf_serving_warmup_requests").is_file():
         pytest.skip("python -m export wrote no assets.extra/tf_serving_warmup_requests yet: "
                     "--enable_model_warmup has nothing to replay (export is fine otherwise)")
+
+
+@pytest.mark.slow
+def test_repo_configs_serve_the_real_minilm_export(minilm_model_dir, tmp_path):
+    """What `docker compose up` serves, minus the image: the real export behind the repo's configs."""
+    with serve_with_repo_configs(minilm_model_dir / "1", tmp_path) as served:
+        name = parse_models_config().model_config_list.config[0].name
+        status, body = post(f"{served.rest_url}/v1/models/{name}:predict",
+                            {"instances": ["hello world", "TensorFlow Serving in Docker"]})
+        assert status == 200, body
+        assert [len(p) for p in body["predictions"]] == [384, 384]
