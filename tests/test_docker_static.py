@@ -25,12 +25,17 @@ import shutil
 import subprocess
 import sys
 import threading
-import tomllib
 import warnings
 from pathlib import Path
 
 import pytest
 import yaml
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the same parser, as vendored by pip
+    from pip._vendor import tomli as tomllib
+
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format, wrappers_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
