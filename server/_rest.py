@@ -29,7 +29,7 @@ from . import _inference
 from ._core import ModelSpec
 from ._errors import InvalidArgument, ServingError, Unavailable
 from ._messages import metadata_response, status_response, to_json_dict
-from ._tensors import array_to_json, b64_value, dumps, json_to_array
+from ._tensors import all_finite, array_to_json, b64_value, dumps, json_to_array, loads
 
 __all__ = ["RestServer"]
 
@@ -44,7 +44,7 @@ _MODEL = re.compile(r"(?i)/v1/models(?:/([^/:]+))?(?:(?:/versions/(\d+))|(?:/lab
 # -- JSON <-> core ----------------------------------------------------------
 def _parse_body(raw: bytes):
     try:
-        body = json.loads(raw)
+        body = loads(raw)
     except (ValueError, UnicodeDecodeError) as e:
         raise InvalidArgument(f"JSON Parse error: {e}; the request body must be a JSON object") from None
     if not isinstance(body, dict):
@@ -305,7 +305,8 @@ class RestServer:
             m = _PREDICT.fullmatch(path)
             if m:
                 name, version, label, verb = m.groups()
-                return 200, dumps(self._infer(verb.lower(), name, version, label, body)), None
+                payload, fast = self._infer(verb.lower(), name, version, label, body)
+                return 200, dumps(payload, fast), None
         elif method == "GET":
             m = _MODEL.fullmatch(path)
             if m:
@@ -335,18 +336,18 @@ class RestServer:
             if has_rows:
                 result = self.core.predict(spec, lambda sig: _decode_rows(body["instances"], sig),
                                            timeout=self.timeout, entrypoint="REST")
-                return {"predictions": _rows_json(result.outputs)}
+                return {"predictions": _rows_json(result.outputs)}, all_finite(result.outputs.values())
             result = self.core.predict(spec, lambda sig: _decode_columns(body["inputs"], sig),
                                        timeout=self.timeout, entrypoint="REST")
-            return {"outputs": _columns_json(result.outputs)}
+            return {"outputs": _columns_json(result.outputs)}, all_finite(result.outputs.values())
         if verb == "classify":
             result = self.core.classify(spec, lambda: _examples(body), timeout=self.timeout,
                                         entrypoint="REST")
             return {"result": [[[label or "", score or 0.0] for label, score in row]
-                               for row in result.result]}
+                               for row in result.result]}, False
         result = self.core.regress(spec, lambda: _examples(body), timeout=self.timeout,
                                    entrypoint="REST")
-        return {"result": result.result}
+        return {"result": result.result}, False
 
 
 def _unpack_signature_map(packed):

@@ -12,6 +12,10 @@ silent truncation).
 ('float32', (2, 2))
 >>> array_to_json(np.array([b"\\x00"], dtype=object), "out_bytes")
 [{'b64': 'AA=='}]
+>>> dumps({"y": np.array([0.1, 2.5], np.float32)})
+b'{"y":[0.1,2.5]}'
+>>> dumps({"y": np.array([float("nan")], np.float32)}, fast=False)
+b'{"y":[NaN]}'
 """
 from __future__ import annotations
 
@@ -20,6 +24,11 @@ import binascii
 import json
 
 import numpy as np
+
+try:  # ~15x faster than json for float arrays, and writes float32 in its shortest form
+    import orjson
+except ImportError:  # pragma: no cover - declared in pyproject; json still works
+    orjson = None
 from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
 from tensorflow.python.framework import dtypes as tf_dtypes
 from tensorflow.python.framework import tensor_util
@@ -28,7 +37,7 @@ from ._errors import InvalidArgument
 
 __all__ = [
     "dtype_name", "numpy_dtype", "json_to_array", "array_to_json",
-    "proto_to_array", "array_to_proto", "dumps", "b64_value",
+    "proto_to_array", "array_to_proto", "dumps", "loads", "all_finite", "b64_value",
 ]
 
 _STRING = types_pb2.DT_STRING
@@ -190,15 +199,46 @@ def _map_strings(value, as_b64: bool):
 
 
 def array_to_json(arr: np.ndarray, name: str = ""):
-    """A numpy array as JSON-ready Python values (strings decoded, `*_bytes` as b64)."""
+    """A numpy array as JSON-ready values: strings decoded (`*_bytes` as b64),
+    numbers left as numpy for `dumps` to write fast."""
     if arr.dtype == object or arr.dtype.kind == "S":
         return _map_strings(arr.tolist(), name.endswith("_bytes"))
-    return arr.tolist()
+    return arr
 
 
-def dumps(obj) -> bytes:
-    """Compact JSON with NaN/Infinity literals, as TF Serving writes them."""
-    return json.dumps(obj, allow_nan=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+def all_finite(arrays) -> bool:
+    """Whether no float array holds NaN or +-Infinity (the fast writer cannot spell them)."""
+    return all(np.isfinite(a).all() for a in arrays if a.dtype.kind in "fc")
+
+
+def _numpy_default(o):
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, np.generic):
+        return o.item()
+    raise TypeError(f"{type(o).__name__} is not JSON serializable")
+
+
+def dumps(obj, fast: bool = True) -> bytes:
+    """Compact JSON. With `fast=False` (non-finite floats present) NaN and
+    Infinity are written as the literals TF Serving uses."""
+    if fast and orjson is not None:
+        try:
+            return orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY)
+        except (TypeError, orjson.JSONEncodeError):
+            pass  # e.g. a dtype orjson does not know: the slow path handles everything
+    return json.dumps(obj, allow_nan=True, separators=(",", ":"), ensure_ascii=False,
+                      default=_numpy_default).encode("utf-8")
+
+
+def loads(raw: bytes):
+    """Parse a request body; NaN/Infinity literals are accepted (TF Serving does)."""
+    if orjson is not None:
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass  # NaN/Infinity, or really malformed: json says which
+    return json.loads(raw)
 
 
 def proto_to_array(proto: tensor_pb2.TensorProto) -> np.ndarray:
