@@ -1,0 +1,357 @@
+"""Results -> `latest.json`, `latest.md` (tables, ratios vs targets) and PNG plots.
+
+The results dict (what `python -m bench` collects, and what `latest.json` holds):
+
+    {"meta": {...}, "measurements": [Measurement.to_dict(), ...],
+     "warmup": {"runs": [...], ...}, "info": {...}}
+
+`ratios(results)` derives the ratios of issue 7 from the measurements;
+`write_report(results, out_dir)` writes the three kinds of file.
+
+>>> write_report(results, "bench/results")   # doctest: +SKIP
+{'json': ..., 'markdown': ..., 'plots': [...]}
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+import statistics
+from pathlib import Path
+
+__all__ = ["TARGETS", "ratios", "find", "write_report", "render_markdown", "plot", "update_readme_section",
+           "LABELS"]
+
+#: (key, description, target): the issue's targets, all at batch 32
+TARGETS = {
+    "grpc_vs_ceiling": ("gRPC `predict_batched` / ceiling (batch 32)", 0.90),
+    "rest_vs_ceiling": ("REST `predict_batched` / ceiling (batch 32)", 0.80),
+    "batching_32_clients": ("32 single-text clients: batching on / off", 4.0),
+    "grpc_vs_pytorch": ("served gRPC / PyTorch in-process (batch 32)", 1.3),
+}
+
+LABELS = {
+    "ceiling": "ceiling (SavedModel in-process)",
+    "pytorch": "PyTorch in-process",
+    "grpc_predict": "served gRPC predict",
+    "rest_predict": "served REST predict",
+    "grpc_batched": "served gRPC predict_batched",
+    "rest_batched": "served REST predict_batched",
+    "clients_unbatched": "single-text gRPC clients, no server batching",
+    "clients_batched": "single-text gRPC clients, server batching",
+    "tokenizer_graph": "in-graph tokenizer (tf-text)",
+    "tokenizer_hf": "HF fast tokenizer",
+}
+
+
+# ---------------------------------------------------------------------------- lookups
+def find(results: dict, name: str, **params) -> dict | None:
+    """The measurement called `name` whose params include `params` (first match)."""
+    for m in results.get("measurements", []):
+        if m["name"] == name and all(m["params"].get(k) == v for k, v in params.items()):
+            return m
+    return None
+
+
+def _tp(m: dict | None) -> float:
+    return m["throughput"]["median"] if m else math.nan
+
+
+def _best(results: dict, name: str, **params) -> dict | None:
+    cands = [m for m in results.get("measurements", [])
+             if m["name"] == name and all(m["params"].get(k) == v for k, v in params.items())]
+    return max(cands, key=_tp) if cands else None
+
+
+def _ratio(num: dict | None, den: dict | None) -> float:
+    a, b = _tp(num), _tp(den)
+    return a / b if b and math.isfinite(a) and math.isfinite(b) else math.nan
+
+
+def _range_ratio(num: dict | None, den: dict | None) -> tuple[float, float]:
+    """The worst and best ratio the repetitions allow (min/max vs max/min)."""
+    if not num or not den:
+        return (math.nan, math.nan)
+    n, d = num["throughput"], den["throughput"]
+    return (n["min"] / d["max"] if d["max"] else math.nan, n["max"] / d["min"] if d["min"] else math.nan)
+
+
+def _describe(m: dict | None) -> str:
+    if not m:
+        return "n/a"
+    p = m["params"]
+    return f"{m['name']} bs={p.get('batch_size')} c={p.get('concurrency')}"
+
+
+def ratios(results: dict, batch: int = 32) -> list[dict]:
+    """Every ratio of the report: the four targets first, then the informational ones."""
+    ceiling = find(results, "ceiling", batch_size=batch)
+    grpc_b = _best(results, "grpc_batched", batch_size=batch)
+    rest_b = _best(results, "rest_batched", batch_size=batch)
+    pytorch = find(results, "pytorch", batch_size=batch)
+    on32 = find(results, "clients_batched", concurrency=32)
+    off32 = find(results, "clients_unbatched", concurrency=32)
+
+    rows = []
+
+    def add(key, num, den, desc=None, target=None):
+        d, t = TARGETS.get(key, (desc, target))
+        value = _ratio(num, den)
+        lo, hi = _range_ratio(num, den)
+        rows.append({"key": key, "description": desc or d, "value": value, "range": [lo, hi],
+                     "target": t, "met": (value >= t) if (t is not None and math.isfinite(value)) else None,
+                     "numerator": _describe(num), "denominator": _describe(den)})
+
+    add("grpc_vs_ceiling", grpc_b, ceiling)
+    add("rest_vs_ceiling", rest_b, ceiling)
+    add("batching_32_clients", on32, off32)
+    add("grpc_vs_pytorch", grpc_b, pytorch)
+
+    # informational
+    add("grpc_vs_rest", grpc_b, rest_b, f"gRPC / REST `predict_batched` (batch {batch})")
+    for bs in sorted({m["params"]["batch_size"] for m in results.get("measurements", [])
+                      if m["name"] == "ceiling"}):
+        c = find(results, "ceiling", batch_size=bs)
+        add(f"grpc_predict_vs_ceiling_bs{bs}", find(results, "grpc_predict", batch_size=bs), c,
+            f"gRPC `predict` (one request per batch) / ceiling, batch {bs}")
+        add(f"rest_predict_vs_ceiling_bs{bs}", find(results, "rest_predict", batch_size=bs), c,
+            f"REST `predict` (one request per batch) / ceiling, batch {bs}")
+        add(f"ceiling_vs_pytorch_bs{bs}", c, find(results, "pytorch", batch_size=bs),
+            f"ceiling / PyTorch in-process, batch {bs}")
+    for conc in (1, 8):
+        add(f"batching_{conc}_clients", find(results, "clients_batched", concurrency=conc),
+            find(results, "clients_unbatched", concurrency=conc),
+            f"{conc} single-text client(s): batching on / off")
+    for bs in sorted({m["params"]["batch_size"] for m in results.get("measurements", [])
+                      if m["name"] == "tokenizer_graph"}):
+        add(f"tokenizer_bs{bs}", find(results, "tokenizer_graph", batch_size=bs),
+            find(results, "tokenizer_hf", batch_size=bs), f"in-graph / HF fast tokenizer, batch {bs}")
+    return rows
+
+
+# ---------------------------------------------------------------------------- markdown
+def _f(x: float, digits: int = 1) -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "n/a"
+    return f"{x:,.{digits}f}"
+
+
+def _status(row: dict) -> str:
+    if row["met"] is None:
+        return "n/a" if row["target"] is not None else ""
+    return "**met**" if row["met"] else "**missed**"
+
+
+def _ratio_cell(row: dict) -> str:
+    lo, hi = row["range"]
+    return f"{_f(row['value'], 2)} ({_f(lo, 2)}–{_f(hi, 2)})"
+
+
+def targets_table(results: dict) -> str:
+    lines = ["| Ratio (batch 32) | Measured (worst–best over reps) | Target | Status |",
+             "|---|---|---|---|"]
+    for row in ratios(results):
+        if row["key"] in TARGETS:
+            lines.append(f"| {row['description']} | {_ratio_cell(row)} | ≥ {row['target']:g} | {_status(row)} |")
+    return "\n".join(lines)
+
+
+def measurements_table(results: dict, names=None) -> str:
+    lines = ["| Scenario | Batch | Concurrency | Texts/s median (min–max) | Spread | p50 ms | p95 ms | p99 ms | Reps |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for m in results.get("measurements", []):
+        if names and m["name"] not in names:
+            continue
+        t, lat, p = m["throughput"], m["latency_ms"], m["params"]
+        label = LABELS.get(m["name"], m["name"])
+        if (m.get("notes") or {}).get("mean_server_batch_size") is not None:
+            label += f" (server batches of {m['notes']['mean_server_batch_size']:.1f} on average)"
+        lines.append(f"| {label} | {p.get('batch_size', '')} | {p.get('concurrency', '')} "
+                     f"| {_f(t['median'])} ({_f(t['min'])}–{_f(t['max'])}) | ±{_f(100 * t['rel_spread'] / 2, 0)}% "
+                     f"| {_f(lat['p50'])} | {_f(lat['p95'])} | {_f(lat['p99'])} | {m['repetitions']} |")
+    return "\n".join(lines)
+
+
+def other_ratios_table(results: dict) -> str:
+    lines = ["| Ratio | Measured (worst–best over reps) |", "|---|---|"]
+    for row in ratios(results):
+        if row["key"] not in TARGETS and math.isfinite(row["value"]):
+            lines.append(f"| {row['description']} | {_ratio_cell(row)} |")
+    return "\n".join(lines)
+
+
+def warmup_table(results: dict) -> str:
+    w = results.get("warmup") or {}
+    runs = w.get("runs") or []
+    if not runs:
+        return "_not measured_"
+    lines = ["| Model version | Start → AVAILABLE s | First request ms | Steady p50 ms | First / steady | Start → first answer s | Starts |",
+             "|---|---|---|---|---|---|---|"]
+    for variant in ("without_warmup", "with_warmup"):
+        rs = [r for r in runs if r["variant"] == variant]
+        if not rs:
+            continue
+        med = lambda k: statistics.median(r[k] for r in rs)  # noqa: E731
+        label = "with warmup file" if variant == "with_warmup" else "without warmup file"
+        lines.append(f"| {label} | {_f(med('start_to_available_s'), 2)} | {_f(med('first_request_ms'))} "
+                     f"| {_f(med('steady_p50_ms'))} | {_f(med('first_request_ms') / med('steady_p50_ms'), 1)}× "
+                     f"| {_f(med('start_to_first_answer_s'), 2)} | {len(rs)} |")
+    lines.append("")
+    lines.append(f"Warmup file: written by {w.get('warmup_file_source', 'the export')}; medians over the starts.")
+    return "\n".join(lines)
+
+
+def padding_table(results: dict) -> str:
+    padding = (results.get("meta") or {}).get("padding") or {}
+    if not padding:
+        return ""
+    items = sorted(padding.items(), key=lambda kv: int(kv[0]))
+    head = "| Batch size | " + " | ".join(str(k) for k, _ in items) + " |"
+    sep = "|---|" + "---|" * len(items)
+    row = "| Tokens computed / real tokens | " + " | ".join(f"{v['padded_over_real']:.2f}×" for _, v in items) + " |"
+    return "\n".join([head, sep, row])
+
+
+def render_markdown(results: dict, plots: list[str] = (), image_prefix: str = "") -> str:
+    meta = results.get("meta", {})
+    corpus = meta.get("corpus", {})
+    tokens = corpus.get("tokens", {})
+    head = [
+        f"Run: {meta.get('date', '?')} · {'quick' if meta.get('quick') else 'full'} run · "
+        f"{meta.get('cpu', '?')}, {meta.get('cores', '?')} cores · load average at start "
+        f"{meta.get('load_start', '?')}, at end {meta.get('load_end', '?')}",
+        "",
+        f"Corpus: {corpus.get('texts', '?')} texts per repetition at most, {corpus.get('distinct', '?')} distinct "
+        f"real English texts (bench/corpus.txt), {tokens.get('mean', '?')} tokens on average "
+        f"({tokens.get('min', '?')}–{tokens.get('max', '?')}). Throughput: texts/s, median over the repetitions "
+        f"(min–max); latency per request. Warm-up calls are discarded.",
+    ]
+    parts = ["\n".join(head), "### Targets", targets_table(results),
+             "### Throughput and latency", measurements_table(results),
+             "### Other ratios", other_ratios_table(results),
+             "### Padding (a batch is padded to its longest text)", padding_table(results) or "_not computed_",
+             "### Warm-up (first request after start-up)", warmup_table(results)]
+    notes = results.get("notes") or []
+    if notes:
+        parts += ["### Notes", "\n".join(f"- {n}" for n in notes)]
+    if plots:
+        parts += ["### Plots", "\n".join(f"![{Path(p).stem}]({image_prefix}{Path(p).name})" for p in plots)]
+    return "\n\n".join(parts) + "\n"
+
+
+# ---------------------------------------------------------------------------- plots
+def plot(results: dict, out_dir: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir = Path(out_dir)
+    paths = []
+    ms = results.get("measurements", [])
+
+    # throughput vs batch size
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, style in (("ceiling", "o-"), ("grpc_predict", "s-"), ("rest_predict", "^-"), ("pytorch", "d--")):
+        pts = sorted((m["params"]["batch_size"], m["throughput"]) for m in ms if m["name"] == name)
+        if not pts:
+            continue
+        xs = [p[0] for p in pts]
+        ys = [p[1]["median"] for p in pts]
+        err = [[p[1]["median"] - p[1]["min"] for p in pts], [p[1]["max"] - p[1]["median"] for p in pts]]
+        ax.errorbar(xs, ys, yerr=err, fmt=style, capsize=3, label=LABELS[name])
+    for name, marker in (("grpc_batched", "*"), ("rest_batched", "P")):
+        best = _best(results, name)
+        if best:
+            ax.plot([best["params"]["batch_size"]], [_tp(best)], marker, markersize=12, linestyle="none",
+                    label=f"{LABELS[name]} (c={best['params']['concurrency']})")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks([1, 8, 32, 64])
+    ax.set_xticklabels(["1", "8", "32", "64"])
+    ax.set_xlabel("batch size (texts per request)")
+    ax.set_ylabel("texts / s (median, min–max bars)")
+    ax.set_title("MiniLM throughput vs batch size")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    p = out_dir / "throughput_vs_batch.png"
+    fig.savefig(p, dpi=100)
+    plt.close(fig)
+    paths.append(p)
+
+    # latency (and throughput) vs concurrency
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4.2))
+    plotted = False
+    for name, color in (("clients_unbatched", "tab:red"), ("clients_batched", "tab:green")):
+        pts = sorted((m["params"]["concurrency"], m) for m in ms if m["name"] == name)
+        if not pts:
+            continue
+        plotted = True
+        xs = [c for c, _ in pts]
+        for q, style in (("p50", "o-"), ("p95", "s:"), ("p99", "^--")):
+            ax1.plot(xs, [m["latency_ms"][q] for _, m in pts], style, color=color,
+                     label=f"{'batching' if name == 'clients_batched' else 'no batching'} {q}")
+        ys = [m["throughput"]["median"] for _, m in pts]
+        err = [[m["throughput"]["median"] - m["throughput"]["min"] for _, m in pts],
+               [m["throughput"]["max"] - m["throughput"]["median"] for _, m in pts]]
+        ax2.errorbar(xs, ys, yerr=err, fmt="o-", color=color, capsize=3,
+                     label="server batching" if name == "clients_batched" else "no server batching")
+    for ax in (ax1, ax2):
+        ax.set_xscale("log", base=2)
+        ax.set_xticks([1, 8, 32])
+        ax.set_xticklabels(["1", "8", "32"])
+        ax.set_xlabel("concurrent single-text gRPC clients")
+        ax.grid(True, alpha=0.3)
+    ax1.set_ylabel("request latency, ms")
+    ax1.set_yscale("log")
+    ax1.set_title("Latency vs concurrency")
+    ax2.set_ylabel("texts / s")
+    ax2.set_title("Throughput vs concurrency")
+    if plotted:
+        ax1.legend(fontsize=7)
+        ax2.legend(fontsize=8)
+    fig.tight_layout()
+    p = out_dir / "latency_vs_concurrency.png"
+    fig.savefig(p, dpi=100)
+    plt.close(fig)
+    paths.append(p)
+    return paths
+
+
+# ---------------------------------------------------------------------------- files
+def _jsonable(obj):
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    return obj
+
+
+def write_report(results: dict, out_dir: str | Path, stem: str = "latest") -> dict:
+    """Write `<stem>.json`, `<stem>.md` and the PNG plots into `out_dir`; returns their paths."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results = dict(results)
+    results["ratios"] = ratios(results)
+    plots = plot(results, out_dir)
+    json_path = out_dir / f"{stem}.json"
+    json_path.write_text(json.dumps(_jsonable(results), indent=1, sort_keys=False) + "\n", encoding="utf-8")
+    md_path = out_dir / f"{stem}.md"
+    md_path.write_text("# Benchmark results\n\n" + render_markdown(results, [str(p) for p in plots]),
+                       encoding="utf-8")
+    return {"json": json_path, "markdown": md_path, "plots": plots}
+
+
+def update_readme_section(readme: str | Path, body: str, heading: str = "## Benchmarks") -> None:
+    """Replace (or append) the `heading` section of `readme` with `body`; other sections untouched."""
+    path = Path(readme)
+    text = path.read_text(encoding="utf-8")
+    section = f"{heading}\n\n{body.strip()}\n"
+    pattern = re.compile(rf"^{re.escape(heading)}[ \t]*\n.*?(?=^## |\Z)", re.S | re.M)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: section + "\n", text, count=1).rstrip("\n") + "\n"
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    path.write_text(text, encoding="utf-8")

@@ -1,0 +1,53 @@
+"""Child process for the in-process scenarios: `python -m bench._worker SPEC.json OUT.json`.
+
+SPEC: {"kind": "ceiling" | "pytorch" | "tokenizer_graph" | "tokenizer_hf",
+       "kwargs": {...runner arguments...}, "name": "...",
+       "settings": [{"batch_size": 32, "texts": 256}, ...],
+       "warmup": 2, "repetitions": 3, "budget_s": 30, "sample_texts": [...]}
+OUT:  {"info": {...}, "load_s": ..., "measurements": [Measurement.to_dict()...],
+       "sample": [[...embedding or ids...], ...]}
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+
+def main(argv: list[str]) -> int:
+    spec_path, out_path = argv
+    with open(spec_path, encoding="utf-8") as f:
+        spec = json.load(f)
+
+    from tqdm import tqdm
+
+    from bench._corpus import batches, make_corpus
+    from bench._inprocess import build
+    from bench._measure import measure
+
+    t0 = time.perf_counter()
+    run = build(spec["kind"], **spec.get("kwargs", {}))
+    load_s = time.perf_counter() - t0
+    results = []
+    for setting in spec["settings"]:
+        bs, n = setting["batch_size"], setting["texts"]
+        items = batches(make_corpus(n), bs)
+        reps = spec.get("repetitions", 3)
+        with tqdm(total=len(items) * reps, desc=f"{spec['name']} bs={bs}", unit="req", leave=False,
+                  disable=spec.get("quiet", False) or None) as bar:
+            m = measure(run, items, name=spec["name"], params={"batch_size": bs, "concurrency": 1},
+                        warmup=spec.get("warmup", 2), repetitions=reps, budget_s=spec.get("budget_s"),
+                        progress=bar)
+        results.append(m.to_dict())
+    sample = None
+    if spec.get("sample_texts"):
+        out = run(spec["sample_texts"])
+        sample = [[float(x) for x in row] for row in out.tolist()]
+    with open(out_path, "w", encoding="utf-8") as f:
+        json.dump({"info": getattr(run, "info", {}), "load_s": round(load_s, 3), "measurements": results,
+                   "sample": sample}, f)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
