@@ -30,6 +30,7 @@ if [ ${#models[@]} -eq 0 ]; then
 fi
 
 status() {  # GET /v1/models/$1 and print the response
+  # shellcheck disable=SC2016  # the inner script expands its own $0..$2
   timeout "$limit" bash -c '
     exec 3<>"/dev/tcp/$0/$1" || exit 1
     printf "GET /v1/models/%s HTTP/1.1\r\nHost: %s:%s\r\nConnection: close\r\n\r\n" "$2" "$0" "$1" >&3

