@@ -34,9 +34,12 @@ export-model: venv
 	    --task feature-extraction --name $(MODEL_NAME) --output-dir models; \
 	fi
 
+# The same batching and monitoring configs as the tensorflow/serving container (docker/config/).
 serve: export-model
 	$(PY) -m server --port=$(GRPC_PORT) --rest_api_port=$(REST_PORT) \
-	  --model_name=$(MODEL_NAME) --model_base_path=$(CURDIR)/models/$(MODEL_NAME)
+	  --model_name=$(MODEL_NAME) --model_base_path=$(CURDIR)/models/$(MODEL_NAME) \
+	  --enable_batching=true --batching_parameters_file=docker/config/batching.config \
+	  --monitoring_config_file=docker/config/monitoring.config --enable_model_warmup=true
 
 test: venv
 	$(PY) -m pytest
