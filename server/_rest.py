@@ -27,7 +27,7 @@ import protocol
 
 from . import _inference
 from ._core import ModelSpec
-from ._errors import InvalidArgument, ServingError, Unavailable
+from ._errors import InvalidArgument, ServingError
 from ._messages import metadata_response, status_response, to_json_dict
 from ._tensors import all_finite, array_to_json, b64_value, dumps, json_to_array, loads
 

@@ -14,9 +14,7 @@ from __future__ import annotations
 import os
 import struct
 import threading
-import time
 
-import numpy as np
 import tensorflow as tf
 import tensorflow_text  # noqa: F401  (registers the tf-text ops the exported models use)
 from tensorflow_serving.apis import prediction_log_pb2

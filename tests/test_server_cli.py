@@ -121,3 +121,15 @@ def test_sigterm_lets_requests_in_flight_finish_and_exits_zero(slow_srv):
     assert result["r"] == (200, {"predictions": [3.5]})
     assert slow_srv.stop() == 0
     assert "Shutting down" in slow_srv.stdout
+
+
+def test_a_rest_request_over_rest_api_timeout_in_ms_gets_504(tmp_path_factory):
+    models = shared_models(tmp_path_factory)
+    tmp = tmp_path_factory.mktemp("timeout")
+    (tmp / "batching.config").write_text("max_batch_size { value: 64 } batch_timeout_micros { value: 1000000 }")
+    with ServerProcess(["--model_name=hpt", f"--model_base_path={models}/hpt", "--enable_batching",
+                        f"--batching_parameters_file={tmp}/batching.config",
+                        "--rest_api_timeout_in_ms=200"]) as srv:
+        # The lone request waits 1 s for its batch, past the 200 ms REST deadline.
+        r = requests.post(srv.rest_url + "/v1/models/hpt:predict", json={"instances": [1.0]}, timeout=30)
+        assert r.status_code == 504 and "Deadline exceeded" in r.json()["error"]

@@ -16,7 +16,6 @@ import tensorflow as tf
 from google.protobuf import text_format
 from tensorflow_serving.apis import (model_management_pb2, model_service_pb2_grpc, predict_pb2,
                                      prediction_service_pb2_grpc)
-from tensorflow_serving.config import model_server_config_pb2
 
 from server import ServerProcess
 from tests._server_models import shared_models
