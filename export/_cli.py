@@ -1,6 +1,10 @@
 """`python -m export`: the command line of the export.
 
     python -m export --model DIR --task feature-extraction --name minilm --output-dir models
+    python -m export check models/minilm/1 [--target-serving 2.19.0]
+    python -m export inspect models/minilm/1
+
+Exit status: 0 done, 1 a check failed (parity, ops, warmup), 2 bad input.
 """
 from __future__ import annotations
 
@@ -10,7 +14,16 @@ import sys
 
 from export._errors import ExportError
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "build_check_parser", "build_inspect_parser"]
+
+SUBCOMMANDS = ("check", "inspect")
+
+
+def _target_help() -> str:
+    from export._opcheck import default_target
+
+    return (f"tensorflow/serving release the SavedModel must load in (default: the installed tensorflow, "
+            f"{default_target()})")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m export",
         description="Export a Transformers checkpoint as a TF Serving SavedModel (models/NAME/VERSION/) "
-                    "with the tokenizer inside.")
+                    "with the tokenizer inside, verify it and publish it. "
+                    "Also: python -m export check PATH | inspect PATH.")
     p.add_argument("--model", required=True, help="checkpoint directory (config.json, weights, vocab.txt)")
     p.add_argument("--task", default="feature-extraction", choices=sorted(TASKS))
     p.add_argument("--name", required=True, help="model name: the directory under --output-dir")
@@ -28,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-length", type=int,
                    help="truncate to this many tokens, special tokens included (default: the checkpoint's)")
     p.add_argument("--tokenizer", default="fast", choices=TOKENIZER_KINDS,
-                   help="fast: FastWordpiece ops (TF Serving >= 2.10); classic: BertTokenizer ops (>= 2.2)")
+                   help="fast: FastWordpiece + FastBertNormalize ops (TF Serving >= 2.12); classic: BertTokenizer ops (>= 2.2)")
     p.add_argument("--default-signature", default="text", choices=DEFAULT_SIGNATURE_CHOICES,
                    help="which signature is also serving_default (tokens: for clients of Transformers' own export)")
     p.add_argument("--output-hidden-states", action="store_true", help="add a stacked hidden_states output")
@@ -36,6 +50,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pooling", choices=POOLINGS, help="feature-extraction pooling (default: the checkpoint's, else mean)")
     p.add_argument("--no-normalize", dest="normalize", action="store_false", default=None,
                    help="feature-extraction: do not L2-normalise the embedding")
+    v = p.add_argument_group("verification (before anything is published)")
+    v.add_argument("--no-verify", dest="verify", action="store_false",
+                   help="skip numeric and tokenizer parity (the op check still runs)")
+    v.add_argument("--max-error", type=float, default=1e-5,
+                   help="largest max-abs error allowed between PyTorch, TF and the SavedModel (default: 1e-5)")
+    v.add_argument("--parity-corpus", metavar="FILE",
+                   help="more texts for the tokenizer parity check, one a line")
+    v.add_argument("--strict-tokenizer", action="store_true",
+                   help="fail when the in-graph tokenizer differs from the checkpoint's on any text")
+    v.add_argument("--target-serving", metavar="X.Y.Z", help=_target_help())
+    w = p.add_argument_group("warmup (assets.extra/tf_serving_warmup_requests)")
+    w.add_argument("--warmup-records", type=int, metavar="N",
+                   help="number of warmup requests, 1-1000 (default: every signature at every warmup shape)")
+    w.add_argument("--no-warmup", dest="warmup", action="store_false", help="write no warmup file")
+    return p
+
+
+def build_check_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m export check",
+                                description="Check that a SavedModel uses only ops the target tensorflow/serving "
+                                            "release links (TensorFlow core + its tensorflow-text ops).")
+    p.add_argument("path", metavar="PATH", help="SavedModel version directory, e.g. models/NAME/1")
+    p.add_argument("--target-serving", metavar="X.Y.Z", help=_target_help())
+    return p
+
+
+def build_inspect_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m export inspect",
+                                description="Print an exported model's card (assets.extra/export_report.json) "
+                                            "and its signatures.")
+    p.add_argument("path", metavar="PATH", help="SavedModel version directory, e.g. models/NAME/1")
     return p
 
 
@@ -52,13 +97,46 @@ def _export(argv: list[str]) -> int:
     return 0
 
 
+def _check(argv: list[str]) -> int:
+    from pathlib import Path
+
+    from export._opcheck import check_ops
+
+    args = build_check_parser().parse_args(argv)
+    path = Path(args.path)
+    if not path.exists():
+        raise ExportError(f"check PATH {path}: no such directory")
+    if not (path / "saved_model.pb").is_file():
+        raise ExportError(f"check PATH {path}: no saved_model.pb (expected a SavedModel version directory "
+                          "such as models/NAME/1)")
+    result = check_ops(path, args.target_serving)
+    print(f"{path}: {result.summary()}")
+    for note in result.notes:
+        print(f"  note: {note}")
+    if result.tf_text_ops:
+        print(f"  tensorflow-text ops: {', '.join(result.tf_text_ops)}")
+    if not result.ok:
+        print(f"error: {result.error()}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _inspect(argv: list[str]) -> int:
+    from export._report import render
+
+    args = build_inspect_parser().parse_args(argv)
+    print(render(args.path))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    command = {"check": _check, "inspect": _inspect}.get(argv[0] if argv else "", _export)
     try:
-        return _export(argv)
+        return command(argv[1:] if command is not _export else argv)
     except ExportError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_code

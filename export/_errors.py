@@ -1,7 +1,15 @@
-"""The export's one error type: a problem the user can fix, said in one line."""
+"""The export's error types: a problem the user can fix, said in one line."""
 
-__all__ = ["ExportError"]
+__all__ = ["ExportError", "VerificationError"]
 
 
 class ExportError(Exception):
-    """Raised for bad input or a failed check; the CLI prints it and exits 2."""
+    """Raised for bad input; the CLI prints it and exits 2."""
+
+    exit_code = 2
+
+
+class VerificationError(ExportError):
+    """The artifact failed a check (parity, ops, warmup); the CLI prints it and exits 1."""
+
+    exit_code = 1

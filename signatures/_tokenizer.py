@@ -43,7 +43,8 @@ class WordPieceTokenizer(tf.Module):
         strip_accents: NFD + drop combining marks; `None` follows `lower_case`
             as in Hugging Face.
         max_length: total length including special tokens.
-        kind: "fast" (FastWordpieceTokenizer, TF Serving >= 2.10) or
+        kind: "fast" (FastWordpieceTokenizer; its graph also holds a
+            FastBertNormalize op, so TF Serving >= 2.12) or
             "classic" (BertTokenizer's ops, TF Serving >= 2.2).
         cls_token, sep_token, unk_token, pad_token: special tokens, looked up
             in the vocabulary.
