@@ -1,0 +1,125 @@
+"""The model card: `assets.extra/export_report.json`, and `python -m export inspect` rendering it.
+
+The card records what an export knows and `saved_model_cli show` does not:
+the source checkpoint, task and label map, the versions of TF / tf-text /
+transformers, the target tensorflow/serving release and the op list checked
+against it, the parity figures, the tokenizer differences, sizes and timings.
+It sits in `assets.extra/`, which TF Serving copies along with the version
+but never reads.
+
+>>> print(render("models/minilm/1"))
+"""
+from __future__ import annotations
+
+import json
+from importlib import metadata
+from pathlib import Path
+
+from export._errors import ExportError
+from protocol import WARMUP_DIR
+
+__all__ = ["REPORT_FILE", "FORMAT", "package_versions", "write_report", "read_report", "render"]
+
+REPORT_FILE = "export_report.json"
+FORMAT = 1
+
+
+def package_versions() -> dict[str, str | None]:
+    versions = {}
+    for package in ("tensorflow", "tensorflow-text", "transformers", "torch", "tf-keras", "tfserving-transformers"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return versions
+
+
+def write_report(version_dir: Path, report: dict) -> Path:
+    path = Path(version_dir) / WARMUP_DIR / REPORT_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"format": FORMAT, **report}, indent=2, ensure_ascii=False, default=str) + "\n",
+                    encoding="utf-8")
+    return path
+
+
+def read_report(version_dir: Path) -> dict | None:
+    """The model card of a version directory, or None when it has none (exported elsewhere)."""
+    path = Path(version_dir) / WARMUP_DIR / REPORT_FILE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ExportError(f"{path}: not valid JSON ({exc})") from exc
+
+
+def _seconds(timings: dict) -> str:
+    return ", ".join(f"{k} {v:.1f}s" for k, v in timings.items())
+
+
+def render(version_dir: str | Path) -> str:
+    """What `python -m export inspect` prints: the card's facts, the signatures as a table."""
+    from export._parity import format_parity
+    from export._summary import format_signatures, human_size, read_signatures
+    from export._tokenizer_parity import format_tokenizer_parity
+
+    version_dir = Path(version_dir)
+    if not version_dir.exists():
+        raise ExportError(f"inspect PATH {version_dir}: no such directory")
+    if not (version_dir / "saved_model.pb").is_file():
+        hint = ""
+        numbered = sorted((p for p in version_dir.iterdir() if p.is_dir() and p.name.isdigit()),
+                          key=lambda p: int(p.name)) if version_dir.is_dir() else []
+        if numbered:
+            hint = f"; did you mean {numbered[-1]}?"
+        raise ExportError(f"inspect PATH {version_dir}: no saved_model.pb (expected a SavedModel version "
+                          f"directory such as models/NAME/1){hint}")
+    card = read_report(version_dir)
+    signatures = read_signatures(version_dir)
+    lines = [str(version_dir)]
+    if card is None:
+        lines += [f"  no {WARMUP_DIR}/{REPORT_FILE}: not exported by python -m export "
+                  "(python -m export check PATH checks its ops)", "", format_signatures(signatures)]
+        return "\n".join(lines)
+    source, task, options = card.get("source", {}), card.get("task", {}), card.get("options", {})
+    extras = ", ".join(f"{k} {v}" for k, v in task.items() if k not in ("task", "labels"))
+    fields = [
+        ("exported", f"{card.get('created', '?')} as {card.get('model', {}).get('name', '?')} "
+                     f"version {card.get('model', {}).get('version', '?')}"),
+        ("source", f"{source.get('path')} ({source.get('model_type')}, {source.get('weights')} weights)"),
+        ("task", str(task.get("task")) + (f" ({extras})" if extras else "")),
+        ("options", ", ".join(f"{k} {v}" for k, v in options.items())),
+        ("versions", ", ".join(f"{k} {v}" for k, v in card.get("versions", {}).items() if v)),
+    ]
+    labels = card.get("labels")
+    if labels:
+        fields.append(("labels", ", ".join(f"{i} {name}" for i, name in labels.items())))
+    ops = card.get("ops")
+    if ops:
+        verdict = ("all linked" if not ops["missing"] else f"MISSING {', '.join(sorted(ops['missing']))}")
+        fields.append(("target", f"tensorflow/serving {ops['target_serving']}: {ops['count']} op types, {verdict}"))
+        fields.append(("tf-text ops", ", ".join(ops["tf_text_ops"]) or "none"))
+        fields += [("", note) for note in ops.get("notes", [])]
+    else:
+        fields.append(("target", f"tensorflow/serving {card.get('target_serving')}: ops not checked"))
+    sizes = card.get("sizes", {})
+    if sizes:
+        fields.append(("size", f"{human_size(sizes.get('total_bytes', 0))} (variables "
+                               f"{human_size(sizes.get('variables_bytes', 0))}, saved_model.pb "
+                               f"{human_size(sizes.get('saved_model_pb_bytes', 0))}, warmup "
+                               f"{human_size(sizes.get('warmup_bytes', 0))})"))
+    warmup = card.get("warmup")
+    fields.append(("warmup", f"{warmup['records']} records in {warmup['file']}" if warmup else "none"))
+    timings = card.get("timings", {})
+    if timings:
+        fields.append(("timings", _seconds(timings)))
+    width = max(len(k) for k, _ in fields) + 2
+    lines += [f"  {k.ljust(width)}{v}" for k, v in fields]
+    lines += ["", format_signatures(signatures)]
+    if card.get("parity"):
+        lines += ["", format_parity(card["parity"])]
+    else:
+        lines += ["", "numeric parity: not run (--no-verify)"]
+    if card.get("tokenizer_parity"):
+        lines += ["", format_tokenizer_parity(card["tokenizer_parity"], card.get("strict_tokenizer", False))]
+    return "\n".join(lines)
