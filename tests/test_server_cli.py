@@ -85,7 +85,10 @@ def slow_srv(tmp_path_factory):
     (tmp / "batching.config").write_text("max_batch_size { value: 64 } batch_timeout_micros { value: 1500000 }")
     srv = ServerProcess(["--model_name=hpt", f"--model_base_path={models}/hpt", "--enable_batching",
                          f"--batching_parameters_file={tmp}/batching.config",
-                         f"--grpc_socket_path={tmp}/grpc.sock"])
+                         f"--grpc_socket_path={tmp}/grpc.sock",
+                         "--grpc_channel_arguments=grpc.max_concurrent_streams=64",
+                         "--grpc_max_threads=4", "--rest_api_num_threads=4",
+                         "--tensorflow_intra_op_parallelism=1", "--tensorflow_inter_op_parallelism=1"])
     srv.socket_path = f"{tmp}/grpc.sock"
     with srv:
         yield srv
