@@ -73,8 +73,9 @@ class BaseClient:
             arrays = {str(k): as_array(v) for k, v in inputs.items()}
         else:
             if sig is None:
-                raise TypeError(f"cannot tell the input name of signature {signature_name!r} (no "
-                                f"metadata); pass inputs as a dict {{input_name: values}}")
+                raise TypeError(f"cannot tell the input name of signature {signature_name!r}: the model's "
+                                f"metadata does not list it (or the server gave none); check signature_name "
+                                f"or pass inputs as a dict {{input_name: values}}")
             if len(sig.inputs) != 1:
                 raise TypeError(f"signature {signature_name!r} has inputs {sorted(sig.inputs)}; pass a "
                                 f"dict {{input_name: values}} instead of a single array")

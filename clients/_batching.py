@@ -55,8 +55,10 @@ class BatchResult:
     ((5000, 384), [])
     """
 
-    def __init__(self, num_rows: int, outputs: dict[str, np.ndarray], errors: dict[int, ServingError]):
+    def __init__(self, num_rows: int, outputs: dict[str, np.ndarray], errors: dict[int, ServingError],
+                 retries: int = 0):
         self.num_rows = num_rows
+        self.retries = retries  # how many requests were sent again after a transient failure
         self.outputs = outputs
         self.errors = dict(sorted(errors.items()))
         self.ok = np.ones(num_rows, dtype=bool)
@@ -82,7 +84,8 @@ class BatchResult:
 
     def __repr__(self) -> str:
         shapes = {k: v.shape for k, v in self.outputs.items()}
-        return f"BatchResult(num_rows={self.num_rows}, outputs={shapes}, failed={len(self.errors)})"
+        return (f"BatchResult(num_rows={self.num_rows}, outputs={shapes}, failed={len(self.errors)}, "
+                f"retries={self.retries})")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -189,9 +192,11 @@ class _BatchRun:
             self.pending.appendleft(_Chunk(chunk.start, mid))
             return
         if isinstance(exc, RetryableError) and self.retry.should_retry(chunk.attempt):
+            # Retried first, after its backoff: while the server is down only the requests
+            # in flight keep failing, instead of every queued request collecting a backoff.
             self.retries += 1
-            self.pending.append(_Chunk(chunk.start, chunk.stop, chunk.attempt + 1,
-                                       self.retry.backoff(chunk.attempt)))
+            self.pending.appendleft(_Chunk(chunk.start, chunk.stop, chunk.attempt + 1,
+                                           self.retry.backoff(chunk.attempt)))
             return
         self._report(chunk, exc)
         if isinstance(exc, _FATAL) and self.fatal is None:
@@ -213,7 +218,7 @@ class _BatchRun:
             self._bar.close()
 
     def result(self, on_error: str) -> BatchResult:
-        result = BatchResult(self.n, self.outputs, self.errors)
+        result = BatchResult(self.n, self.outputs, self.errors, self.retries)
         if on_error == "raise":
             result.raise_for_errors()
         return result

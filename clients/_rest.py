@@ -95,7 +95,7 @@ class RestCodec:
     def examples_response(self, verb: str, status: int, content: bytes) -> dict[str, np.ndarray]:
         body = self.check(status, content)
         try:
-            results = body["results"]
+            results = body["result"] if "result" in body else body["results"]
             if verb == "regress":
                 return {"outputs": np.asarray(results, dtype=np.float32).reshape(len(results))}
             k = max((len(r) for r in results), default=0)
@@ -107,7 +107,7 @@ class RestCodec:
                     scores[i, j] = score
             return {"classes": classes, "scores": scores}
         except (KeyError, TypeError, ValueError) as exc:
-            raise ResponseFormatError(f"a {verb} response needs 'results' in TF Serving's format: {exc!r}") from exc
+            raise ResponseFormatError(f"a {verb} response needs 'result' in TF Serving's format: {exc!r}") from exc
 
     # ---------------------------------------------------------------- metadata / status
     def metadata_url(self, model, version, label) -> str:
