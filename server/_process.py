@@ -62,18 +62,11 @@ class ServerProcess:
         self.timeout = timeout
         self.cwd = cwd
         self.python = python
-        port = _flag(self.flags, "port")
-        rest = _flag(self.flags, "rest_api_port")
-        self.grpc_port = int(port) if port is not None else free_port(host)
-        self.rest_port = int(rest) if rest is not None else free_port(host)
-        while self.rest_port and self.rest_port == self.grpc_port:
-            self.rest_port = free_port(host)
-        if port is None:
-            self.flags.append(f"--port={self.grpc_port}")
-        if rest is None:
-            self.flags.append(f"--rest_api_port={self.rest_port}")
         if _flag(self.flags, "host") is None:
             self.flags.append(f"--host={host}")
+        self._given = list(self.flags)
+        self._auto_ports = _flag(self.flags, "port") is None or _flag(self.flags, "rest_api_port") is None
+        self._pick_ports()
         if models is None:
             name = _flag(self.flags, "model_name") or "default"
             models = [name] if _flag(self.flags, "model_base_path") else []
@@ -84,6 +77,19 @@ class ServerProcess:
         self.process: subprocess.Popen | None = None
         self.returncode: int | None = None
         self._out = self._err = None
+
+    def _pick_ports(self) -> None:
+        self.flags = list(self._given)
+        port = _flag(self.flags, "port")
+        rest = _flag(self.flags, "rest_api_port")
+        self.grpc_port = int(port) if port is not None else free_port(self.host)
+        self.rest_port = int(rest) if rest is not None else free_port(self.host)
+        while self.rest_port and self.rest_port == self.grpc_port:
+            self.rest_port = free_port(self.host)
+        if port is None:
+            self.flags.append(f"--port={self.grpc_port}")
+        if rest is None:
+            self.flags.append(f"--rest_api_port={self.rest_port}")
 
     # -- addresses ------------------------------------------------------------
     @property
@@ -116,6 +122,19 @@ class ServerProcess:
 
     # -- lifecycle ----------------------------------------------------------
     def start(self) -> "ServerProcess":
+        """Start the server and wait for its models; RuntimeError (with stderr) if it fails."""
+        for attempt in range(3):
+            try:
+                return self._start_once()
+            except RuntimeError:
+                # A free port can be taken by someone else before the server binds it.
+                taken = "in use" in self.stderr or "Address already in use" in self.stderr
+                if not (taken and self._auto_ports and attempt < 2):
+                    raise
+                self._pick_ports()
+        raise AssertionError("unreachable")
+
+    def _start_once(self) -> "ServerProcess":
         self._out = tempfile.NamedTemporaryFile("w+b", prefix="server-out-", suffix=".log")
         self._err = tempfile.NamedTemporaryFile("w+b", prefix="server-err-", suffix=".log")
         cmd = [self.python, "-m", "server", *self.flags]

@@ -261,7 +261,6 @@ class RestServer:
         self._stopping = False
         self._cond = threading.Condition()
         handler = type("Handler", (_Handler,), {"rest": self})
-        ThreadingHTTPServer.allow_reuse_address = True
         self.httpd = ThreadingHTTPServer((host, port), handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
