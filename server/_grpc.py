@@ -47,6 +47,18 @@ def _timeout(context):
     return remaining if remaining is not None and remaining < 1e8 else None
 
 
+def _inputs(sig, request) -> dict:
+    """Request tensors as arrays, checked against the signature first (TF Serving's order)."""
+    _inference.check_inputs(sig, request.inputs.keys())
+    out = {}
+    for alias, proto in request.inputs.items():
+        try:
+            out[alias] = proto_to_array(proto)
+        except ServingError as e:
+            raise type(e)(f"tensor parsing error: {alias} ({e})") from None
+    return out
+
+
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     def __init__(self, core, tensor_content: bool = False):
         self.core = core
@@ -54,8 +66,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
 
     def Predict(self, request, context):
         try:
-            inputs = {k: proto_to_array(v) for k, v in request.inputs.items()}
-            result = self.core.predict(_spec(request.model_spec), lambda sig: inputs,
+            result = self.core.predict(_spec(request.model_spec), lambda sig: _inputs(sig, request),
                                        list(request.output_filter), _timeout(context))
             return _messages.predict_response(result, self.tensor_content)
         except Exception as e:

@@ -400,6 +400,23 @@ def test_grpc_bad_predict_gets_tf_serving_status(stub, make, code, message):
     assert message in details
 
 
+def test_grpc_malformed_tensor_proto_is_invalid_argument(stub):
+    req = predict_request([1.0], signature="mixed")
+    req.inputs["n"].CopyFrom(tf.make_tensor_proto([1], tf.int32))
+    req.inputs["s"].dtype = tf.string.as_datatype_enum
+    req.inputs["s"].tensor_shape.dim.add(size=2)
+    req.inputs["s"].string_val.extend([b"one", b"two", b"three"])  # the shape says two
+    code, details = grpc_error(stub.Predict, req)
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and details.startswith("tensor parsing error: s")
+
+
+def test_grpc_empty_batch_gives_an_empty_result_as_tf_serving_does(stub):
+    # TF Serving's gRPC API feeds a 0-row tensor to the session; only REST's JSON refuses it.
+    resp = stub.Predict(predict_request(np.zeros([0], np.float32)), timeout=30)
+    assert list(resp.outputs["y"].tensor_shape.dim) == [resp.outputs["y"].tensor_shape.dim[0]]
+    assert resp.outputs["y"].tensor_shape.dim[0].size == 0 and not resp.outputs["y"].float_val
+
+
 def test_grpc_classify_without_examples_is_invalid_argument(stub):
     assert grpc_error(stub.Classify, _empty_classify()) == (grpc.StatusCode.INVALID_ARGUMENT, "Input is empty.")
 
