@@ -2,7 +2,8 @@
 
     ServingError                      anything the serving stack answered or could not answer
     ├── InvalidArgumentError          400: INVALID_ARGUMENT, FAILED_PRECONDITION, OUT_OF_RANGE
-    │   └── RequestTooLargeError      (client side) one row alone exceeds the request size limit
+    │   └── RequestTooLargeError      a request or answer over a size limit: max_request_bytes, HTTP 413,
+    │                                 gRPC's "Received message larger than max" (split, never retried)
     ├── UnauthenticatedError          401: UNAUTHENTICATED
     ├── PermissionDeniedError         403: PERMISSION_DENIED
     ├── NotFoundError                 404: NOT_FOUND (model, version, label or signature)
@@ -98,7 +99,9 @@ class InvalidArgumentError(ServingError):
 
 
 class RequestTooLargeError(InvalidArgumentError):
-    """A single row is larger than the request size limit on its own (raised client side)."""
+    """A request (or its answer) over a size limit: the client's `max_request_bytes`, HTTP 413,
+    or a gRPC receive limit ("Received message larger than max"). `predict_batched` splits
+    such requests and reports a row that is too large alone."""
 
 
 class UnauthenticatedError(ServingError):
@@ -183,7 +186,7 @@ _BY_HTTP_STATUS: dict[int, type[ServingError]] = {
     403: PermissionDeniedError,
     404: NotFoundError,
     409: AbortedError,
-    413: InvalidArgumentError,  # payload too large (HTTP front ends)
+    413: RequestTooLargeError,  # payload too large (HTTP front ends)
     429: ResourceExhaustedError,
     499: RequestCancelledError,
     500: InternalError,
@@ -219,4 +222,7 @@ def error_from_grpc(exc: Any) -> ServingError:
     if not isinstance(code, grpc.StatusCode):
         code = grpc.StatusCode.UNKNOWN
     message = details or code.name
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED and "larger than max" in message:
+        # gRPC's own size check ("Received message larger than max (N vs. M)"): not transient
+        return RequestTooLargeError(message, code=code.name, http_status=http_status(code))
     return errors_for_status(http_status(code), message, code=code.name)

@@ -250,6 +250,18 @@ def test_predict_batched_keeps_every_request_under_max_request_bytes(served, tra
     np.testing.assert_allclose(result["embedding"], tiny_reference(texts)["embedding"], atol=1e-5)
 
 
+def test_predict_batched_splits_requests_whose_answer_grpc_refuses_as_too_large(served, tiny_reference):
+    """gRPC's own size check ("Received message larger than max") is not transient: bisected, not retried."""
+    texts = make_texts(600)  # 600 embeddings of 32 floats: a 77 KB answer
+    options = [("grpc.max_receive_message_length", 65536)]
+    with GrpcClient(served.grpc_target, retry=None, channel_options=options) as client:
+        with pytest.raises(RequestTooLargeError, match="larger than max"):
+            client.predict("tiny", texts)
+        result = client.predict_batched("tiny", texts, batch_size=600)
+    assert result.failed == [] and result.retries == 0
+    np.testing.assert_allclose(result["embedding"], tiny_reference(texts)["embedding"], atol=1e-5)
+
+
 def test_a_row_larger_than_the_limit_alone_is_reported_as_too_large(served):
     texts = make_texts(20)
     texts[7] = "hello " * 5000  # 30 KB
