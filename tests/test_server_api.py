@@ -185,6 +185,21 @@ def test_rest_gzip_request_body_is_accepted(srv):
     assert r.json() == {"predictions": [3.5]}
 
 
+def test_rest_chunked_request_body_is_accepted(srv):
+    chunks = (part for part in (b'{"instances": ', b'[1.0, ', b'2.0]}'))
+    r = requests.post(srv.rest_url + "/v1/models/hpt:predict", data=chunks, timeout=10)
+    assert r.json() == {"predictions": [3.5, 4.0]}
+
+
+def test_rest_large_body_with_expect_100_continue(srv):
+    conn = http.client.HTTPConnection("127.0.0.1", srv.rest_port, timeout=10)
+    body = json.dumps({"instances": [1.0] * 5000}).encode()
+    conn.request("POST", "/v1/models/hpt:predict", body=body, headers={"Expect": "100-continue"})
+    resp = conn.getresponse()
+    assert resp.status == 200 and json.loads(resp.read())["predictions"] == [3.5] * 5000
+    conn.close()
+
+
 def test_rest_connection_is_kept_alive_between_requests(srv):
     conn = http.client.HTTPConnection("127.0.0.1", srv.rest_port, timeout=10)
     bodies = []
