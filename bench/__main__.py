@@ -163,7 +163,8 @@ def main(argv=None) -> int:
         def warmup_step():
             results["warmup"] = _runs.warmup(version, cfg)
 
-        step("ceiling", inproc("ceiling", "ceiling", model_path=str(version), sample_texts=sample))
+        step("ceiling", inproc("ceiling", "ceiling", model_path=str(version), sample_texts=sample,
+                               extra_settings=_runs.short_settings(cfg, "ceiling")))
         step("pytorch", inproc("pytorch", "pytorch", checkpoint=ckpt, sample_texts=sample))
         step("tokenizer:graph", inproc("tokenizer_graph", "tokenizer_graph", checkpoint=ckpt,
                                        batch_sizes=cfg.tokenizer_batch_sizes, texts=cfg.tokenizer_texts))

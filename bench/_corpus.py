@@ -17,7 +17,7 @@ import random
 import statistics
 from pathlib import Path
 
-__all__ = ["CORPUS_FILE", "load_sentences", "make_corpus", "batches", "corpus_stats", "padding_stats"]
+__all__ = ["CORPUS_FILE", "SHORT_WORDS", "load_sentences", "make_corpus", "batches", "corpus_stats", "padding_stats"]
 
 CORPUS_FILE = Path(__file__).with_name("corpus.txt")
 SEED = 20240607
@@ -33,9 +33,17 @@ def load_sentences(path: str | Path = CORPUS_FILE) -> tuple[str, ...]:
     return texts
 
 
-def make_corpus(n: int, seed: int = SEED, path: str | Path = CORPUS_FILE) -> list[str]:
-    """`n` texts: the corpus shuffled with `seed`, cycled (each pass shuffled anew)."""
+#: word counts of the "short" texts (11-15 words: 14-22 tokens, 17 on average, for MiniLM)
+SHORT_WORDS = (11, 15)
+
+
+def make_corpus(n: int, seed: int = SEED, path: str | Path = CORPUS_FILE,
+                words: tuple[int, int] | None = None) -> list[str]:
+    """`n` texts: the corpus shuffled with `seed`, cycled (each pass shuffled anew).
+    `words=(lo, hi)` keeps only the texts of lo..hi words (near-uniform lengths)."""
     source = list(load_sentences(path))
+    if words is not None:
+        source = [t for t in source if words[0] <= len(t.split()) <= words[1]]
     rng = random.Random(seed)
     out: list[str] = []
     while len(out) < n:

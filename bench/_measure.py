@@ -22,9 +22,18 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-__all__ = ["Measurement", "measure", "percentiles", "spread", "LATENCY_PERCENTILES"]
+__all__ = ["Measurement", "measure", "percentiles", "spread", "process_cpu_seconds", "LATENCY_PERCENTILES"]
 
 LATENCY_PERCENTILES = (50, 95, 99)
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process `pid` so far (Linux /proc), all threads."""
+    import os
+
+    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def percentiles(values: Sequence[float], qs: Sequence[float] = LATENCY_PERCENTILES) -> dict[str, float]:
@@ -101,7 +110,7 @@ def _rounded(obj, digits: int = 4):
 
 def measure(call: Callable[[Any], Any], items: Sequence[Any], *, name: str = "", params: dict | None = None,
             concurrency: int = 1, warmup: int = 2, repetitions: int = 3, size: Callable[[Any], int] = len,
-            budget_s: float | None = None, progress=None) -> Measurement:
+            budget_s: float | None = None, progress=None, cpu_probes: dict | None = None) -> Measurement:
     """Time `call(item)` over `items`, `repetitions` times, from `concurrency` threads.
 
     `warmup` calls (on the first items, from the same threads) are discarded.
@@ -109,6 +118,11 @@ def measure(call: Callable[[Any], Any], items: Sequence[Any], *, name: str = "",
     is given, no new repetition starts after that many seconds (at least one
     always runs), which bounds a scenario on a slow machine. `progress` is a
     tqdm bar (or None), advanced by one per timed call.
+
+    CPU: the calling process's CPU time (all its threads) over the timed
+    repetitions goes into `notes["cpu_ms_per_text"]`; each `cpu_probes[name]()`
+    (cumulative CPU seconds of another process, e.g. the server) into
+    `notes[f"{name}_cpu_ms_per_text"]`.
     """
     if not items:
         raise ValueError("measure() needs at least one item")
@@ -119,6 +133,8 @@ def measure(call: Callable[[Any], Any], items: Sequence[Any], *, name: str = "",
     _run(call, [items[i % len(items)] for i in range(warmup)], concurrency, None)
     throughputs: list[float] = []
     latencies: list[float] = []
+    probes = dict(cpu_probes or {})
+    cpu0, probe0 = time.process_time(), {k: f() for k, f in probes.items()}
     for rep in range(repetitions):
         if rep and budget_s is not None and time.perf_counter() - start > budget_s:
             break
@@ -126,8 +142,12 @@ def measure(call: Callable[[Any], Any], items: Sequence[Any], *, name: str = "",
         wall = _run(call, items, concurrency, lat, progress)
         throughputs.append(texts / wall)
         latencies.extend(lat)
+    done = texts * len(throughputs)
+    notes = {"cpu_ms_per_text": 1000.0 * (time.process_time() - cpu0) / done}
+    for k, f in probes.items():
+        notes[f"{k}_cpu_ms_per_text"] = 1000.0 * (f() - probe0[k]) / done
     return Measurement(name=name, params=dict(params or {}), throughputs=throughputs, latencies=latencies,
-                       texts=texts, requests=len(items), warmup=warmup)
+                       texts=texts, requests=len(items), warmup=warmup, notes=notes)
 
 
 def _run(call, items, concurrency: int, latencies: list | None, progress=None) -> float:

@@ -32,6 +32,7 @@ TARGETS = {
 
 LABELS = {
     "ceiling": "ceiling (SavedModel in-process)",
+    "ceiling_short": "ceiling, short texts (11–15 words)",
     "pytorch": "PyTorch in-process",
     "grpc_predict": "served gRPC predict",
     "rest_predict": "served REST predict",
@@ -39,6 +40,8 @@ LABELS = {
     "rest_batched": "served REST predict_batched",
     "clients_unbatched": "single-text gRPC clients, no server batching",
     "clients_batched": "single-text gRPC clients, server batching",
+    "clients_unbatched_short": "single-text gRPC clients, short texts, no server batching",
+    "clients_batched_short": "single-text gRPC clients, short texts, server batching",
     "tokenizer_graph": "in-graph tokenizer (tf-text)",
     "tokenizer_hf": "HF fast tokenizer",
 }
@@ -122,6 +125,16 @@ def ratios(results: dict, batch: int = 32) -> list[dict]:
         add(f"batching_{conc}_clients", find(results, "clients_batched", concurrency=conc),
             find(results, "clients_unbatched", concurrency=conc),
             f"{conc} single-text client(s): batching on / off")
+    add("ceiling_short_bs32_vs_bs1", find(results, "ceiling_short", batch_size=batch),
+        find(results, "ceiling_short", batch_size=1),
+        f"ceiling, short texts: batch {batch} / batch 1 (what batching can gain without padding)")
+    add("ceiling_bs32_vs_bs1", ceiling, find(results, "ceiling", batch_size=1),
+        f"ceiling, corpus texts: batch {batch} / batch 1")
+    for conc in sorted({m["params"]["concurrency"] for m in results.get("measurements", [])
+                        if m["name"] == "clients_batched_short"}):
+        add(f"batching_{conc}_clients_short", find(results, "clients_batched_short", concurrency=conc),
+            find(results, "clients_unbatched_short", concurrency=conc),
+            f"{conc} single-text clients, short texts (11–15 words): batching on / off")
     for bs in sorted({m["params"]["batch_size"] for m in results.get("measurements", [])
                       if m["name"] == "tokenizer_graph"}):
         add(f"tokenizer_bs{bs}", find(results, "tokenizer_graph", batch_size=bs),
@@ -157,8 +170,9 @@ def targets_table(results: dict) -> str:
 
 
 def measurements_table(results: dict, names=None) -> str:
-    lines = ["| Scenario | Batch | Concurrency | Texts/s median (min–max) | Spread | p50 ms | p95 ms | p99 ms | Reps |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| Scenario | Batch | Concurrency | Texts/s median (min–max) | Spread | p50 ms | p95 ms | p99 ms | Reps "
+             "| CPU ms/text (client + server) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for m in results.get("measurements", []):
         if names and m["name"] not in names:
             continue
@@ -168,8 +182,19 @@ def measurements_table(results: dict, names=None) -> str:
             label += f" (server batches of {m['notes']['mean_server_batch_size']:.1f} on average)"
         lines.append(f"| {label} | {p.get('batch_size', '')} | {p.get('concurrency', '')} "
                      f"| {_f(t['median'])} ({_f(t['min'])}–{_f(t['max'])}) | ±{_f(100 * t['rel_spread'] / 2, 0)}% "
-                     f"| {_f(lat['p50'])} | {_f(lat['p95'])} | {_f(lat['p99'])} | {m['repetitions']} |")
+                     f"| {_f(lat['p50'])} | {_f(lat['p95'])} | {_f(lat['p99'])} | {m['repetitions']} "
+                     f"| {_cpu_cell(m)} |")
     return "\n".join(lines)
+
+
+def _cpu_cell(m: dict) -> str:
+    notes = m.get("notes") or {}
+    own, server = notes.get("cpu_ms_per_text"), notes.get("server_cpu_ms_per_text")
+    if own is None:
+        return ""
+    if server is None:
+        return _f(own, 2)
+    return f"{_f(own, 2)} + {_f(server, 2)}"
 
 
 def other_ratios_table(results: dict) -> str:
@@ -224,7 +249,9 @@ def render_markdown(results: dict, plots: list[str] = (), image_prefix: str = ""
         f"Corpus: {corpus.get('texts', '?')} texts per repetition at most, {corpus.get('distinct', '?')} distinct "
         f"real English texts (bench/corpus.txt), {tokens.get('mean', '?')} tokens on average "
         f"({tokens.get('min', '?')}–{tokens.get('max', '?')}). Throughput: texts/s, median over the repetitions "
-        f"(min–max); latency per request. Warm-up calls are discarded.",
+        f"(min–max) over the repetitions; latency per request; before timing, one pass over the same texts "
+        f"is run and discarded. CPU ms/text: CPU time of the measuring process (the client, or the in-process "
+        f"runner) + the server process, per text.",
     ]
     parts = ["\n".join(head), "### Targets", targets_table(results),
              "### Throughput and latency", measurements_table(results),
@@ -296,6 +323,13 @@ def plot(results: dict, out_dir: Path) -> list[Path]:
                [m["throughput"]["max"] - m["throughput"]["median"] for _, m in pts]]
         ax2.errorbar(xs, ys, yerr=err, fmt="o-", color=color, capsize=3,
                      label="server batching" if name == "clients_batched" else "no server batching")
+    for name, color, marker in (("clients_unbatched_short", "tab:red", "x"), ("clients_batched_short", "tab:green", "x")):
+        pts = sorted((m["params"]["concurrency"], m) for m in ms if m["name"] == name)
+        if pts:
+            plotted = True
+            ax2.plot([c for c, _ in pts], [m["throughput"]["median"] for _, m in pts], marker, color=color,
+                     markersize=10, linestyle="none",
+                     label=("server batching" if "_batched" in name else "no server batching") + ", short texts")
     for ax in (ax1, ax2):
         ax.set_xscale("log", base=2)
         ax.set_xticks([1, 8, 32])

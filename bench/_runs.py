@@ -28,8 +28,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from bench._corpus import batches, make_corpus
-from bench._measure import Measurement, measure
+from bench._corpus import SHORT_WORDS, batches, make_corpus
+from bench._measure import Measurement, measure, process_cpu_seconds
 
 __all__ = ["Config", "FULL", "QUICK", "MODEL_NAME", "inprocess", "served", "server_batching", "warmup",
            "BATCHING_PARAMETERS"]
@@ -53,14 +53,15 @@ class Config:
 
     quick: bool
     batch_sizes: tuple[int, ...] = (1, 8, 32, 64)
-    texts: tuple[tuple[int, int], ...] = ((1, 64), (8, 128), (32, 256), (64, 384))  # batch size -> texts/repetition
-    repetitions: int = 5
-    warmup_calls: int = 2
-    budget_s: float = 30.0            # no new repetition of one setting after this
+    texts: tuple[tuple[int, int], ...] = ((1, 48), (8, 128), (32, 256), (64, 256))  # batch size -> texts/repetition
+    repetitions: int = 5              # timed passes over the texts, after one discarded warm-up pass
+    budget_s: float = 25.0            # no new repetition of one setting after this
     batched_size: int = 32            # predict_batched batch size (the targets' batch)
     batched_concurrency: tuple[int, ...] = (1, 2, 4)
     batched_texts: int = 256          # texts per predict_batched call (= one repetition)
     clients: tuple[int, ...] = (1, 8, 32)
+    short_clients: tuple[int, ...] = (32,)  # the same with near-uniform short texts (little padding)
+    short_batch_sizes: tuple[int, ...] = (1, 32)  # ceiling on the short texts: what batching can gain
     requests_per_client: int = 8      # concurrent single-text clients: requests per client per repetition
     min_client_requests: int = 48
     tokenizer_batch_sizes: tuple[int, ...] = (1, 32)
@@ -77,19 +78,19 @@ class Config:
 
 
 FULL = Config(quick=False)
-QUICK = Config(quick=True, texts=((1, 16), (8, 48), (32, 96), (64, 128)), repetitions=3, warmup_calls=1,
-               budget_s=6.0, batched_concurrency=(1, 4), batched_texts=96, requests_per_client=3,
-               min_client_requests=16, tokenizer_texts=512, warmup_starts=1, steady_requests=8,
-               worker_timeout_s=300.0)
+QUICK = Config(quick=True, texts=((1, 16), (8, 48), (32, 96), (64, 128)), repetitions=3, budget_s=4.0,
+               batched_concurrency=(1, 4), batched_texts=96, requests_per_client=3, min_client_requests=16,
+               tokenizer_texts=512, warmup_starts=1, steady_requests=8, worker_timeout_s=300.0)
 
 
 # ---------------------------------------------------------------------------- in-process
 def inprocess(kind: str, name: str, cfg: Config, *, batch_sizes=None, texts=None, sample_texts=(),
-              **kwargs) -> dict:
+              extra_settings=(), **kwargs) -> dict:
     """Run one in-process runner in `python -m bench._worker`; returns its OUT dict."""
     batch_sizes = batch_sizes or cfg.batch_sizes
     settings = [{"batch_size": bs, "texts": texts or cfg.texts_for(bs)} for bs in batch_sizes]
-    spec = {"kind": kind, "name": name, "kwargs": kwargs, "settings": settings, "warmup": cfg.warmup_calls,
+    settings += list(extra_settings)
+    spec = {"kind": kind, "name": name, "kwargs": kwargs, "settings": settings, "warmup": "pass",
             "repetitions": cfg.repetitions, "budget_s": cfg.budget_s, "sample_texts": list(sample_texts)}
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         spec_path, out_path = Path(tmp, "spec.json"), Path(tmp, "out.json")
@@ -169,18 +170,23 @@ def _bar(total: int, desc: str):
     return tqdm(total=total, desc=desc, unit="req", leave=False, disable=None)
 
 
-def _predict_sweep(client, transport: str, cfg: Config) -> list[Measurement]:
+def _server_cpu(srv) -> dict:
+    return {"server": lambda: process_cpu_seconds(srv.pid)}
+
+
+def _predict_sweep(client, transport: str, cfg: Config, probes: dict) -> list[Measurement]:
     out = []
     for bs in cfg.batch_sizes:
         items = batches(make_corpus(cfg.texts_for(bs)), bs)
         with _bar(len(items) * cfg.repetitions, f"{transport} predict bs={bs}") as bar:
             out.append(measure(lambda b: client.predict(MODEL_NAME, b), items, name=f"{transport}_predict",
-                               params={"batch_size": bs, "concurrency": 1}, warmup=cfg.warmup_calls,
-                               repetitions=cfg.repetitions, budget_s=cfg.budget_s, progress=bar))
+                               params={"batch_size": bs, "concurrency": 1}, warmup=len(items),
+                               repetitions=cfg.repetitions, budget_s=cfg.budget_s, progress=bar,
+                               cpu_probes=probes))
     return out
 
 
-def _batched(client, transport: str, cfg: Config) -> list[Measurement]:
+def _batched(client, transport: str, cfg: Config, probes: dict) -> list[Measurement]:
     out = []
     texts = make_corpus(cfg.batched_texts)
     bs = cfg.batched_size
@@ -188,11 +194,12 @@ def _batched(client, transport: str, cfg: Config) -> list[Measurement]:
         def call(chunk, c=c):
             return client.predict_batched(MODEL_NAME, chunk, batch_size=bs, concurrency=c, progress=False)
 
-        call(texts[: bs * c])  # warm-up, discarded
+        call(texts)  # warm-up pass, discarded
         sink: list[float] = []
         with timed_requests(client, sink), _bar(cfg.repetitions, f"{transport} predict_batched c={c}") as bar:
             m = measure(call, [texts], name=f"{transport}_batched", params={"batch_size": bs, "concurrency": c},
-                        warmup=0, repetitions=cfg.repetitions, budget_s=cfg.budget_s, progress=bar)
+                        warmup=0, repetitions=cfg.repetitions, budget_s=cfg.budget_s, progress=bar,
+                        cpu_probes=probes)
         m.latencies = list(sink)
         m.latency_of = f"request ({bs} texts) inside predict_batched"
         m.warmup = 1
@@ -229,12 +236,13 @@ def _concurrent_clients(srv, cfg: Config, name: str) -> list[Measurement]:
 
     out = []
     pool = ClientPool(lambda: GrpcClient(srv.grpc_target, timeout=CLIENT_TIMEOUT), max(cfg.clients))
+    runs = [(c, name, None) for c in cfg.clients] + [(c, name + "_short", SHORT_WORDS) for c in cfg.short_clients]
     try:
-        for c in cfg.clients:
-            items = [[t] for t in make_corpus(cfg.client_requests(c))]
+        for c, label, words in runs:
+            items = [[t] for t in make_corpus(cfg.client_requests(c), words=words)]
             before = batch_histogram(srv.rest_url)
-            with _bar(len(items) * cfg.repetitions, f"{name} clients={c}") as bar:
-                m = _measure_clients(pool, items, c, name, cfg, bar)
+            with _bar(len(items) * cfg.repetitions, f"{label} clients={c}") as bar:
+                m = _measure_clients(pool, items, c, label, cfg, bar, _server_cpu(srv))
             after = batch_histogram(srv.rest_url)
             if before and after and after[1] > before[1]:
                 runs = after[1] - before[1]
@@ -246,26 +254,28 @@ def _concurrent_clients(srv, cfg: Config, name: str) -> list[Measurement]:
     return out
 
 
-def _measure_clients(pool, items, concurrency, name, cfg, bar) -> Measurement:
+def _measure_clients(pool, items, concurrency, name, cfg, bar, probes) -> Measurement:
     def call(item):
         return pool.get().predict(MODEL_NAME, item)
 
     # measure() starts fresh threads per repetition; hand the pool's clients out anew each time.
-    warm = measure(call, items[:concurrency], concurrency=concurrency, warmup=0, repetitions=1)
-    del warm
+    measure(call, items, concurrency=concurrency, warmup=0, repetitions=1)  # warm-up pass, discarded
     throughputs, latencies = [], []
+    cpu = {"cpu_ms_per_text": 0.0, **{f"{k}_cpu_ms_per_text": 0.0 for k in probes}}
     start = time.perf_counter()
     for rep in range(cfg.repetitions):
         if rep and time.perf_counter() - start > cfg.budget_s:
             break
         pool.reset()
-        m = measure(call, items, concurrency=concurrency, warmup=0, repetitions=1, progress=bar)
+        m = measure(call, items, concurrency=concurrency, warmup=0, repetitions=1, progress=bar, cpu_probes=probes)
         throughputs += m.throughputs
         latencies += m.latencies
+        for k in cpu:
+            cpu[k] += m.notes[k]
     pool.reset()
     return Measurement(name=name, params={"batch_size": 1, "concurrency": concurrency}, throughputs=throughputs,
-                       latencies=latencies, texts=len(items), requests=len(items), warmup=concurrency,
-                       latency_of="request (1 text)")
+                       latencies=latencies, texts=len(items), requests=len(items), warmup=len(items),
+                       latency_of="request (1 text)", notes={k: v / len(throughputs) for k, v in cpu.items()})
 
 
 def served(model_base: Path, cfg: Config) -> tuple[list[Measurement], dict]:
@@ -280,8 +290,8 @@ def served(model_base: Path, cfg: Config) -> tuple[list[Measurement], dict]:
                 RestClient(srv.rest_url, timeout=CLIENT_TIMEOUT) as rest_client:
             for transport, client in (("grpc", grpc_client), ("rest", rest_client)):
                 client.predict(MODEL_NAME, ["connect and fetch the signature"])
-                results += _predict_sweep(client, transport, cfg)
-                results += _batched(client, transport, cfg)
+                results += _predict_sweep(client, transport, cfg, _server_cpu(srv))
+                results += _batched(client, transport, cfg, _server_cpu(srv))
         results += _concurrent_clients(srv, cfg, "clients_unbatched")
     return results, info
 
@@ -372,3 +382,9 @@ def warmup(version_dir: Path, cfg: Config) -> dict:
                          "start_to_first_answer_s": to_first_answer,
                          "steady_p50_ms": steady[len(steady) // 2] * 1000})
     return {"runs": rows, "warmup_file_source": source}
+
+
+def short_settings(cfg: Config, name: str) -> list[dict]:
+    """Extra worker settings: `name`_short at `cfg.short_batch_sizes` on the near-uniform short texts."""
+    return [{"batch_size": bs, "texts": cfg.texts_for(32), "words": list(SHORT_WORDS), "name": f"{name}_short"}
+            for bs in cfg.short_batch_sizes]

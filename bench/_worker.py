@@ -2,8 +2,8 @@
 
 SPEC: {"kind": "ceiling" | "pytorch" | "tokenizer_graph" | "tokenizer_hf",
        "kwargs": {...runner arguments...}, "name": "...",
-       "settings": [{"batch_size": 32, "texts": 256}, ...],
-       "warmup": 2, "repetitions": 3, "budget_s": 30, "sample_texts": [...]}
+       "settings": [{"batch_size": 32, "texts": 256, ["words": [11, 15], "name": "..."]}, ...],
+       "warmup": "pass" (one discarded pass over the batches) or a number of calls, "repetitions": 3, "budget_s": 30, "sample_texts": [...]}
 OUT:  {"info": {...}, "load_s": ..., "measurements": [Measurement.to_dict()...],
        "sample": [[...embedding or ids...], ...]}
 """
@@ -31,12 +31,15 @@ def main(argv: list[str]) -> int:
     results = []
     for setting in spec["settings"]:
         bs, n = setting["batch_size"], setting["texts"]
-        items = batches(make_corpus(n), bs)
+        words = tuple(setting["words"]) if setting.get("words") else None
+        items = batches(make_corpus(n, words=words), bs)
+        name = setting.get("name", spec["name"])
         reps = spec.get("repetitions", 3)
-        with tqdm(total=len(items) * reps, desc=f"{spec['name']} bs={bs}", unit="req", leave=False,
+        with tqdm(total=len(items) * reps, desc=f"{name} bs={bs}", unit="req", leave=False,
                   disable=spec.get("quiet", False) or None) as bar:
-            m = measure(run, items, name=spec["name"], params={"batch_size": bs, "concurrency": 1},
-                        warmup=spec.get("warmup", 2), repetitions=reps, budget_s=spec.get("budget_s"),
+            m = measure(run, items, name=name, params={"batch_size": bs, "concurrency": 1},
+                        warmup=len(items) if spec.get("warmup", "pass") == "pass" else int(spec["warmup"]),
+                        repetitions=reps, budget_s=spec.get("budget_s"),
                         progress=bar)
         results.append(m.to_dict())
     sample = None
