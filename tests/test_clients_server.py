@@ -45,7 +45,7 @@ def served(tiny_model_dir, tiny_classifier_checkpoint, tmp_path_factory):
                                output_dir=base, default_signature="tokens"), log=lambda *_: None)
     make_examples_model(base / "examples")
     config = model_config({"tiny": tiny_model_dir, "bert": base / "bert", "examples": base / "examples"},
-                          base / "models.config")
+                          base / "models.config", labels={"tiny": {"stable": 1}})
     with ServerProcess([f"--model_config_file={config}"], models=["tiny", "bert", "examples"],
                        timeout=300) as server:
         yield server
@@ -129,6 +129,20 @@ def test_version_1_is_served_and_an_absent_version_is_not_found(client):
     assert client.predict("tiny", ["hello"], version=1)["embedding"].shape == (1, 32)
     with pytest.raises(NotFoundError, match="tiny"):
         client.predict("tiny", ["hello"], version=7)
+
+
+def test_a_version_label_selects_its_version_over_both(rest, grpc_client):
+    texts = make_texts(3)
+    for client in (rest, grpc_client):
+        np.testing.assert_array_equal(client.predict("tiny", texts, label="stable")["embedding"],
+                                      client.predict("tiny", texts, version=1)["embedding"])
+        assert client.metadata("tiny", label="stable").version == 1
+    errors = []
+    for client in (rest, grpc_client):
+        with pytest.raises(InvalidArgumentError) as info:
+            client.predict("tiny", {"text": texts}, label="canary")
+        errors.append(info.value.message)
+    assert errors[0] == errors[1] and "canary" in errors[0]
 
 
 # ----------------------------------------------------------------------------- errors
