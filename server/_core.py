@@ -17,10 +17,12 @@ import threading
 import time
 
 import grpc
+from google.protobuf import text_format
 
 import protocol
 
 from . import _inference
+from ._config import parse_model_config
 from ._errors import InvalidArgument, ServingError
 
 __all__ = ["Core", "ModelSpec", "Result"]
@@ -186,7 +188,6 @@ class Core:
 
     def reload_config(self, server_config) -> None:
         """HandleReloadConfigRequest: serve exactly the models of `server_config`."""
-        from ._config import parse_model_config
-        from google.protobuf import text_format
+        # The same checks as a config file gets (names, base paths, platform).
         parse_model_config(text_format.MessageToString(server_config), "ReloadConfigRequest")
         self.repository.apply_config(server_config)
