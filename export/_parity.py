@@ -50,7 +50,7 @@ class Comparison:
 class ParityReport:
     max_error: float
     texts: int
-    tokens: int  # the padded length of the batch
+    batches: list[list[int]]  # [rows, padded length] of each batch the texts were run in
     pytorch_vs_tf: list[Comparison] | None = None
     pytorch_note: str = ""
     saved_model_vs_tf: list[Comparison] = field(default_factory=list)
@@ -78,7 +78,7 @@ class ParityReport:
 
     def as_dict(self) -> dict:
         return {
-            "max_error": self.max_error, "texts": self.texts, "tokens": self.tokens, "ok": self.ok,
+            "max_error": self.max_error, "texts": self.texts, "batches": self.batches, "ok": self.ok,
             "first_failure": self.first_failure,
             "pytorch_vs_tf": None if self.pytorch_vs_tf is None else [c.as_dict() for c in self.pytorch_vs_tf],
             "pytorch_note": self.pytorch_note or None,
@@ -160,10 +160,26 @@ def _layer_name(i: int) -> str:
     return "embeddings" if i == 0 else f"encoder layer {i}"
 
 
-def pytorch_vs_tf(model, task, checkpoint, encoded: dict, *, attentions: bool, bound: float) -> list[Comparison]:
+def _merge(groups: list[list[Comparison]]) -> list[Comparison]:
+    """One row per output over several batches: the largest error, the summed differing rows."""
+    merged = {c.name: c for c in groups[0]}
+    for rows in groups[1:]:
+        for c in rows:
+            m = merged.setdefault(c.name, c)
+            if m is c:
+                continue
+            if c.max_abs_error is not None:
+                m.max_abs_error = max(m.max_abs_error or 0.0, c.max_abs_error)
+            if c.differing_rows is not None:
+                m.differing_rows = (m.differing_rows or 0) + c.differing_rows
+            if not c.ok and m.ok:
+                m.where, m.ok = c.where, False
+    return list(merged.values())
+
+
+def pytorch_vs_tf(model, task, checkpoint, batches: list[dict], *, attentions: bool,
+                  bound: float) -> list[Comparison]:
     """Hidden states layer by layer, attentions (when exported), then the task's outputs."""
-    import tensorflow as tf
-    import torch
     import transformers
 
     pt_class = getattr(transformers, task.auto_class.removeprefix("TF"))
@@ -173,6 +189,13 @@ def pytorch_vs_tf(model, task, checkpoint, encoded: dict, *, attentions: bool, b
         reference = pt_class.from_pretrained(str(checkpoint.path), local_files_only=True).eval()
     finally:
         transformers.logging.set_verbosity(verbosity)
+    return _merge([_pytorch_rows(reference, model, task, encoded, attentions, bound) for encoded in batches])
+
+
+def _pytorch_rows(reference, model, task, encoded: dict, attentions: bool, bound: float) -> list[Comparison]:
+    import tensorflow as tf
+    import torch
+
     with torch.no_grad():
         pt = reference(**{k: torch.tensor(v, dtype=torch.long) for k, v in encoded.items()},
                        output_hidden_states=True, output_attentions=attentions)
@@ -208,20 +231,37 @@ def _embedding_matrix(model):
     return weight if weight is not None else layer.weights[0]
 
 
-def saved_model_vs_tf(session, module, encoded: dict, texts: list[str], *, bound: float,
+def saved_model_vs_tf(session, module, batches: list[tuple[dict, list[str]]], *, bound: float,
                       progress: bool = True) -> list[Comparison]:
-    """Each signature of the reloaded SavedModel (a ServingSession) vs the in-memory module run eagerly."""
-    import tensorflow as tf
+    """Each signature of the reloaded SavedModel (a ServingSession) vs the in-memory module run eagerly;
+    `batches` are (encoded, texts) pairs."""
     from tqdm import tqdm
+
+    steps = [(name, encoded, texts) for encoded, texts in batches for name in session.names]
+    groups: dict[int, list[Comparison]] = {}
+    cache: dict = {}
+    for name, encoded, texts in tqdm(steps, desc="parity: signatures", unit="call",
+                                     disable=None if progress else True):
+        groups.setdefault(id(encoded), []).extend(_signature_rows(session, module, name, encoded, texts, bound,
+                                                                  cache.setdefault(id(encoded), {})))
+    return _merge(list(groups.values()))
+
+
+def _signature_rows(session, module, name: str, encoded: dict, texts: list[str], bound: float,
+                    cache: dict) -> list[Comparison]:
+    import tensorflow as tf
 
     ids = encoded["input_ids"]
     mask = encoded["attention_mask"]
     types = encoded.get("token_type_ids", np.zeros_like(ids))
     pairs = texts[::-1]
-    cache: dict[str, dict] = {}
-    embeds = None
 
-    def reference(kind: str) -> dict:
+    def embeds():
+        if "inputs_embeds" not in cache:
+            cache["inputs_embeds"] = tf.gather(_embedding_matrix(module.model), ids).numpy()
+        return cache["inputs_embeds"]
+
+    def reference(kind: str):
         if kind not in cache:
             real = mask
             if kind in ("text", "text_pair"):
@@ -231,39 +271,34 @@ def saved_model_vs_tf(session, module, encoded: dict, texts: list[str], *, bound
             elif kind == "tokens":
                 out = module.run(tf.constant(mask), tf.constant(types), input_ids=tf.constant(ids))
             else:
-                out = module.run(tf.constant(mask), tf.constant(types), inputs_embeds=tf.constant(embeds))
+                out = module.run(tf.constant(mask), tf.constant(types), inputs_embeds=tf.constant(embeds()))
             cache[kind] = ({k: v.numpy() for k, v in out.items()}, real)
         return cache[kind]
 
     rows = []
     strings = lambda xs: np.array([x.encode() for x in xs], dtype=object)  # noqa: E731
-    for name in tqdm(session.names, desc="parity: signatures", unit="sig", disable=None if progress else True):
-        inputs = set(session.signature_defs[name].inputs)
-        if "text_pair" in inputs:
-            kind, feed = "text_pair", {"text": strings(texts), "text_pair": strings(pairs)}
-        elif "text" in inputs:
-            kind, feed = "text", {"text": strings(texts)}
-        elif "input_ids" in inputs:
-            kind, feed = "tokens", {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
-        elif "inputs_embeds" in inputs:
-            if embeds is None:
-                embeds = tf.gather(_embedding_matrix(module.model), ids).numpy()
-            kind, feed = "embeds", {"inputs_embeds": embeds, "attention_mask": mask, "token_type_ids": types}
+    inputs = set(session.signature_defs[name].inputs)
+    if "text_pair" in inputs:
+        kind, feed = "text_pair", {"text": strings(texts), "text_pair": strings(pairs)}
+    elif "text" in inputs:
+        kind, feed = "text", {"text": strings(texts)}
+    elif "input_ids" in inputs:
+        kind, feed = "tokens", {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+    elif "inputs_embeds" in inputs:
+        kind, feed = "embeds", {"inputs_embeds": embeds(), "attention_mask": mask, "token_type_ids": types}
+    else:
+        return [Comparison(name, f"inputs {sorted(inputs)} unknown to the check; not compared")]
+    got = session.run(name, {k: v for k, v in feed.items() if k in inputs})
+    want, real = reference(kind)
+    for out in sorted(got):
+        label = f"{name}: {out}"
+        if out not in want:
+            rows.append(Comparison(label, "not produced by the in-memory model", max_abs_error=float("inf"),
+                                   ok=False))
+        elif got[out].dtype.kind in "SUO":
+            rows.append(_strings(label, "", got[out], want[out]))
         else:
-            rows.append(Comparison(name, f"inputs {sorted(inputs)} unknown to the check; not compared"))
-            continue
-        got = session.run(name, {k: v for k, v in feed.items() if k in inputs})
-        want, real = reference(kind)
-        for out in sorted(got):
-            label = f"{name}: {out}"
-            if out not in want:
-                rows.append(Comparison(label, "not produced by the in-memory model", max_abs_error=float("inf"),
-                                       ok=False))
-            elif got[out].dtype.kind in "SUO":
-                rows.append(_strings(label, "", got[out], want[out]))
-            else:
-                rows.append(_numeric(label, "", got[out], want[out], bound,
-                                     _real_tokens(out, want[out].shape, real)))
+            rows.append(_numeric(label, "", got[out], want[out], bound, _real_tokens(out, want[out].shape, real)))
     return rows
 
 
@@ -282,19 +317,25 @@ def numeric_parity(model, module, task, checkpoint, staged: Path, *, max_error: 
 
     start = time.perf_counter()
     texts = parity_texts() if texts is None else texts
-    encoded = {k: v.numpy().astype(np.int32) for k, v in module.tokenizer(tf.constant(texts)).items()}
-    if not uses_token_type_ids:
-        encoded.pop("token_type_ids", None)
-    report = ParityReport(max_error=max_error, texts=len(texts), tokens=int(encoded["input_ids"].shape[1]))
+    batches = []  # long texts apart, so short ones are not padded to the maximum length
+    lengths = module.tokenizer(tf.constant(texts))["attention_mask"].numpy().sum(axis=1)
+    for group in ([t for t, n in zip(texts, lengths) if n <= 64], [t for t, n in zip(texts, lengths) if n > 64]):
+        if group:
+            encoded = {k: v.numpy().astype(np.int32) for k, v in module.tokenizer(tf.constant(group)).items()}
+            if not uses_token_type_ids:
+                encoded.pop("token_type_ids", None)
+            batches.append((encoded, group))
+    report = ParityReport(max_error=max_error, texts=len(texts),
+                          batches=[list(e["input_ids"].shape) for e, _ in batches])
     if checkpoint.from_pt:
-        report.pytorch_vs_tf = pytorch_vs_tf(model, task, checkpoint, encoded, attentions=attentions,
+        report.pytorch_vs_tf = pytorch_vs_tf(model, task, checkpoint, [e for e, _ in batches], attentions=attentions,
                                              bound=max_error)
     else:
         report.pytorch_note = "the checkpoint has TF weights: no PyTorch reference to compare with"
     report.phases["pytorch_vs_tf"] = time.perf_counter() - start
     report.loaded = ServingSession.load(staged)
     report.phases["reload"] = time.perf_counter() - start - sum(report.phases.values())
-    report.saved_model_vs_tf = saved_model_vs_tf(report.loaded, module, encoded, texts, bound=max_error)
+    report.saved_model_vs_tf = saved_model_vs_tf(report.loaded, module, batches, bound=max_error)
     report.phases["saved_model_vs_tf"] = time.perf_counter() - start - sum(report.phases.values())
     report.seconds = time.perf_counter() - start
     return report
@@ -310,7 +351,8 @@ def _figure(row: dict) -> str:
 
 def format_parity(report: dict) -> str:
     """The parity table: max abs error per output and per layer, each marked ok or FAIL."""
-    lines = [f"numeric parity ({report['texts']} texts, padded to {report['tokens']} tokens; "
+    shapes = ", ".join(f"{rows}x{length}" for rows, length in report["batches"])
+    lines = [f"numeric parity ({report['texts']} texts in batches of {shapes} tokens; "
              f"bound --max-error {report['max_error']:g})"]
     groups = [("PyTorch vs TF", report.get("pytorch_vs_tf")), ("SavedModel vs TF", report.get("saved_model_vs_tf"))]
     labels = [f"{r['name']} ({r['where']})" if r.get("where") else r["name"]

@@ -56,6 +56,27 @@ def test_failed_parity_prints_the_figures_and_exits_1(tiny_checkpoint, tmp_path,
     assert not (tmp_path / "m").exists()
 
 
+def test_failed_check_keeps_the_versions_already_there(tiny_model_dir, tiny_checkpoint, tmp_path):
+    import shutil
+
+    shutil.copytree(tiny_model_dir, tmp_path / "m")
+    with pytest.raises(VerificationError):
+        export_model(ExportOptions(model=tiny_checkpoint, name="m", output_dir=tmp_path, max_error=1e-12,
+                                   warmup=False), log=lambda *_: None)
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["1"]
+
+
+def test_tf_weights_have_no_pytorch_reference_and_say_so(tmp_path):
+    from tests._checkpoints import make_checkpoint
+
+    checkpoint = make_checkpoint(tmp_path / "tf-ckpt", weights="tf")
+    result = export_model(ExportOptions(model=checkpoint, name="m", output_dir=tmp_path / "models", warmup=False),
+                          log=lambda *_: None)
+    parity = result.report["parity"]
+    assert parity["pytorch_vs_tf"] is None and "TF weights" in parity["pytorch_note"]
+    assert parity["ok"] and parity["saved_model_vs_tf"]
+
+
 def test_non_positive_max_error_is_refused(tiny_checkpoint, tmp_path, capsys):
     code = export_main(["--model", str(tiny_checkpoint), "--name", "m", "--output-dir", str(tmp_path),
                         "--max-error", "0"])
