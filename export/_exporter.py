@@ -144,6 +144,12 @@ def _check_options(options: ExportOptions, checkpoint: Checkpoint) -> int:
     if not (options.max_error > 0 and options.max_error == options.max_error):
         raise ExportError(f"--max-error {options.max_error}: must be a positive number such as 1e-5")
     check_records_option(options.warmup_records)
+    for flag, given in (("--parity-corpus", options.parity_corpus is not None),
+                        ("--strict-tokenizer", options.strict_tokenizer)):
+        if given and not options.verify:
+            raise ExportError(f"{flag} needs the parity checks, which --no-verify turns off; drop one of them")
+    if options.warmup_records is not None and not options.warmup:
+        raise ExportError(f"--warmup-records {options.warmup_records} with --no-warmup: drop one of them")
     parse_target(options.target_serving or default_target())
     return max_length
 

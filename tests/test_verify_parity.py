@@ -139,6 +139,13 @@ def test_missing_parity_corpus_file_is_named(tiny_checkpoint, tmp_path, capsys):
     assert code == 2 and capsys.readouterr().err.strip() == f"error: --parity-corpus {tmp_path / 'nope.txt'}: no such file"
 
 
+def test_strict_tokenizer_with_no_verify_is_refused(tiny_checkpoint, tmp_path, capsys):
+    code = export_main(["--model", str(tiny_checkpoint), "--name", "m", "--output-dir", str(tmp_path),
+                        "--strict-tokenizer", "--no-verify"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith("error: --strict-tokenizer needs the parity checks")
+
+
 # -- no verification --------------------------------------------------------------------
 
 def test_no_verify_skips_parity_but_still_checks_ops(tiny_checkpoint, tmp_path):
