@@ -78,7 +78,7 @@ class Config:
 
 
 FULL = Config(quick=False)
-QUICK = Config(quick=True, texts=((1, 16), (8, 48), (32, 96), (64, 128)), repetitions=3, budget_s=4.0,
+QUICK = Config(quick=True, texts=((1, 12), (8, 32), (32, 64), (64, 128)), repetitions=3, budget_s=4.0,
                batched_concurrency=(1, 4), batched_texts=96, requests_per_client=3, min_client_requests=16,
                tokenizer_texts=512, warmup_starts=1, steady_requests=8, worker_timeout_s=300.0)
 

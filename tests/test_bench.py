@@ -181,3 +181,30 @@ def test_cli_rejects_unknown_scenarios(capsys):
     assert args.quick and args.only == ["ceiling", "served"]
     with pytest.raises(SystemExit):
         parse_args(["--only", "nonsense"])
+
+
+def test_cpu_accounting_notes():
+    import os
+
+    def busy(item):
+        end = time.process_time() + 0.005
+        while time.process_time() < end:
+            pass
+
+    probe_calls = []
+
+    def probe():
+        probe_calls.append(1)
+        return 2.0 * len(probe_calls)  # +2 CPU seconds between the two readings
+
+    m = _measure.measure(busy, [["a", "b"]] * 2, warmup=1, repetitions=2, cpu_probes={"server": probe})
+    assert m.notes["cpu_ms_per_text"] == pytest.approx(2.5, rel=0.5)  # 5 ms per call of 2 texts
+    assert m.notes["server_cpu_ms_per_text"] == pytest.approx(2000.0 / 8)
+    assert _measure.process_cpu_seconds(os.getpid()) > 0
+
+
+def test_short_corpus_has_near_uniform_lengths():
+    short = _corpus.make_corpus(100, words=_corpus.SHORT_WORDS)
+    lo, hi = _corpus.SHORT_WORDS
+    assert len(short) == 100 and all(lo <= len(t.split()) <= hi for t in short)
+    assert len(set(short)) >= 30
