@@ -109,7 +109,10 @@ def _check(argv: list[str]) -> int:
     if not (path / "saved_model.pb").is_file():
         raise ExportError(f"check PATH {path}: no saved_model.pb (expected a SavedModel version directory "
                           "such as models/NAME/1)")
-    result = check_ops(path, args.target_serving)
+    from export._report import read_report
+
+    card = read_report(path) or {}  # our own exports know their --tokenizer, for the suggested fix
+    result = check_ops(path, args.target_serving, tokenizer=card.get("options", {}).get("tokenizer"))
     print(f"{path}: {result.summary()}")
     for note in result.notes:
         print(f"  note: {note}")

@@ -209,7 +209,7 @@ class OpCheck:
         head = f"op check: {len(self.ops)} op types ({len(self.tf_text_ops)} tensorflow-text)"
         if self.ok:
             return f"{head}, all linked by tensorflow/serving {self.target}"
-        return f"{head}; {self.error()}"
+        return f"{head}; {len(self.missing)} not linked by tensorflow/serving {self.target}"
 
     def error(self) -> str:
         missing = "; ".join(f"{op} ({why})" for op, why in sorted(self.missing.items()))
