@@ -28,6 +28,7 @@ from bench._corpus import corpus_stats, make_corpus, padding_stats  # noqa: E402
 from bench._inprocess import checkpoint_path  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
+FINDINGS = REPO / "bench" / "FINDINGS.md"
 SCENARIOS = ("ceiling", "pytorch", "tokenizer", "served", "batching", "warmup")
 
 
@@ -206,11 +207,15 @@ def readme_body(results: dict, out_dir: Path) -> str:
              "tokenizers, and the first-request penalty with and without the warmup file. Full results: "
              f"[`{prefix}latest.md`]({prefix}latest.md), raw figures in `{prefix}latest.json`.")
     plots = [prefix + name for name in ("throughput_vs_batch.png", "latency_vs_concurrency.png")]
-    return "\n\n".join([intro, "### Targets", _report.targets_table(results),
-                        "### Main figures", _report.measurements_table(results, names=(
-                            "ceiling", "pytorch", "grpc_batched", "rest_batched", "clients_unbatched",
-                            "clients_batched")),
-                        "\n".join(f"![{Path(p).stem}]({p})" for p in plots)])
+    parts = [intro, _report.render_markdown(results, []).split("\n\n")[0], "### Targets",
+             _report.targets_table(results),
+             "### Main figures", _report.measurements_table(results, names=(
+                 "ceiling", "ceiling_short", "pytorch", "grpc_batched", "rest_batched", "clients_unbatched",
+                 "clients_batched", "clients_unbatched_short", "clients_batched_short")),
+             "\n".join(f"![{Path(p).stem}]({p})" for p in plots)]
+    if FINDINGS.exists():  # hand-written: what limits each figure (kept across runs)
+        parts.append(FINDINGS.read_text(encoding="utf-8").strip())
+    return "\n\n".join(parts)
 
 
 if __name__ == "__main__":

@@ -348,6 +348,9 @@ def warmup(version_dir: Path, cfg: Config) -> dict:
 
     texts = make_corpus(cfg.steady_requests + 1)
     rows = []
+    from clients._grpc import apis
+
+    apis()  # import the gRPC stubs (and TensorFlow's protos) now, not inside the first timed start
     with tempfile.TemporaryDirectory(prefix="bench-warmup-") as tmp:
         bases = {}
         source = "export"
@@ -367,7 +370,9 @@ def warmup(version_dir: Path, cfg: Config) -> dict:
             with _server(bases[variant], "--enable_model_warmup=true") as srv:
                 available = time.perf_counter() - t0
                 with GrpcClient(srv.grpc_target, timeout=CLIENT_TIMEOUT) as client:
+                    s = time.perf_counter()
                     client.metadata(MODEL_NAME)  # connect and cache the signature: no model run yet
+                    metadata_ms = (time.perf_counter() - s) * 1000
                     s = time.perf_counter()
                     client.predict(MODEL_NAME, [texts[0]])
                     first = time.perf_counter() - s
@@ -379,7 +384,7 @@ def warmup(version_dir: Path, cfg: Config) -> dict:
                         steady.append(time.perf_counter() - s)
             steady.sort()
             rows.append({"variant": variant, "start_to_available_s": available, "first_request_ms": first * 1000,
-                         "start_to_first_answer_s": to_first_answer,
+                         "start_to_first_answer_s": to_first_answer, "connect_and_metadata_ms": metadata_ms,
                          "steady_p50_ms": steady[len(steady) // 2] * 1000})
     return {"runs": rows, "warmup_file_source": source}
 
