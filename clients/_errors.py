@@ -7,13 +7,14 @@
     ├── UnauthenticatedError          401: UNAUTHENTICATED
     ├── PermissionDeniedError         403: PERMISSION_DENIED
     ├── NotFoundError                 404: NOT_FOUND (model, version, label or signature)
-    ├── AbortedError                  409: ABORTED, ALREADY_EXISTS
-    ├── RequestCancelledError         499: CANCELLED
     ├── InternalError                 500: INTERNAL, UNKNOWN, DATA_LOSS (and unknown HTTP statuses)
     ├── UnimplementedError            501: UNIMPLEMENTED
     ├── RetryableError                transient: `predict_batched` retries these
+    │   ├── AbortedError              409: ABORTED, ALREADY_EXISTS
     │   ├── ResourceExhaustedError    429: RESOURCE_EXHAUSTED
-    │   ├── UnavailableError          503: UNAVAILABLE, connection refused or reset
+    │   ├── RequestCancelledError     499: CANCELLED (by the server or a proxy: this client never cancels)
+    │   ├── UnavailableError          503: UNAVAILABLE, connection refused or reset, and gRPC
+    │   │                             UNKNOWN/INTERNAL that only say the stream or socket broke
     │   └── DeadlineExceededError     504: DEADLINE_EXCEEDED, the client's own timeout
     ├── ResponseFormatError           the server answered something that is not TF Serving's format
     └── BatchPredictionError          some rows of `predict_batched` failed for good
@@ -117,14 +118,6 @@ class NotFoundError(ServingError):
     default_code, default_http_status = "NOT_FOUND", 404
 
 
-class AbortedError(ServingError):
-    default_code, default_http_status = "ABORTED", 409
-
-
-class RequestCancelledError(ServingError):
-    default_code, default_http_status = "CANCELLED", 499
-
-
 class InternalError(ServingError):
     default_code, default_http_status = "INTERNAL", 500
 
@@ -136,6 +129,15 @@ class UnimplementedError(ServingError):
 
 class RetryableError(ServingError):
     """A transient failure: the same request may succeed later."""
+
+
+class AbortedError(RetryableError):
+    default_code, default_http_status = "ABORTED", 409
+
+
+class RequestCancelledError(RetryableError):
+    """The server (or a proxy) cancelled the call, e.g. while shutting down."""
+    default_code, default_http_status = "CANCELLED", 499
 
 
 class ResourceExhaustedError(RetryableError):
@@ -212,6 +214,11 @@ def errors_for_status(status: int, message: str, *, code: str | None = None) -> 
                http_status=status)
 
 
+#: what grpc-core says when a stream dies with its connection rather than with a server status
+_BROKEN_TRANSPORT = ("stream removed", "rst_stream", "socket closed", "connection reset", "broken pipe",
+                     "goaway", "transport closed", "stream refused", "endpoint closing")
+
+
 def error_from_grpc(exc: Any) -> ServingError:
     """Convert a `grpc.RpcError` (sync or aio) into the matching `ServingError`."""
     try:
@@ -225,4 +232,8 @@ def error_from_grpc(exc: Any) -> ServingError:
     if code == grpc.StatusCode.RESOURCE_EXHAUSTED and "larger than max" in message:
         # gRPC's own size check ("Received message larger than max (N vs. M)"): not transient
         return RequestTooLargeError(message, code=code.name, http_status=http_status(code))
+    if code in (grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL) and any(
+            marker in message.lower() for marker in _BROKEN_TRANSPORT):
+        # the connection broke under the call (server restarting): not the model's fault
+        return UnavailableError(message, code=code.name, http_status=http_status(code))
     return errors_for_status(http_status(code), message, code=code.name)

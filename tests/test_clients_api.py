@@ -43,7 +43,7 @@ def test_every_name_in___all___is_importable():
 
 
 def test_transient_statuses_are_retryable_and_invalid_input_is_not():
-    for status in (429, 503, 504):
+    for status in (409, 429, 499, 502, 503, 504):
         assert isinstance(errors_for_status(status, "x"), RetryableError), status
     assert isinstance(errors_for_status(503, "x"), UnavailableError)
     assert isinstance(errors_for_status(504, "x"), DeadlineExceededError)
