@@ -29,7 +29,7 @@ from bench._inprocess import checkpoint_path  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 FINDINGS = REPO / "bench" / "FINDINGS.md"
-SCENARIOS = ("ceiling", "pytorch", "tokenizer", "served", "batching", "warmup")
+SCENARIOS = ("ceiling", "pytorch", "gemm", "tokenizer", "served", "batching", "warmup")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -161,12 +161,21 @@ def main(argv=None) -> int:
                 results["info"][key] = info
             return run
 
+        def gemm_step():
+            import json
+            import subprocess
+
+            proc = subprocess.run([sys.executable, "-m", "bench._gemm"], cwd=REPO, capture_output=True, text=True,
+                                  timeout=300, check=True)
+            results["gemm_gflops"] = json.loads(proc.stdout.strip().splitlines()[-1])
+
         def warmup_step():
             results["warmup"] = _runs.warmup(version, cfg)
 
         step("ceiling", inproc("ceiling", "ceiling", model_path=str(version), sample_texts=sample,
                                extra_settings=_runs.short_settings(cfg, "ceiling")))
         step("pytorch", inproc("pytorch", "pytorch", checkpoint=ckpt, sample_texts=sample))
+        step("gemm", gemm_step)
         step("tokenizer:graph", inproc("tokenizer_graph", "tokenizer_graph", checkpoint=ckpt,
                                        batch_sizes=cfg.tokenizer_batch_sizes, texts=cfg.tokenizer_texts))
         step("tokenizer:hf", inproc("tokenizer_hf", "tokenizer_hf", checkpoint=ckpt,

@@ -171,7 +171,7 @@ def targets_table(results: dict) -> str:
 
 def measurements_table(results: dict, names=None) -> str:
     lines = ["| Scenario | Batch | Concurrency | Texts/s median (min–max) | Spread | p50 ms | p95 ms | p99 ms | Reps "
-             "| CPU ms/text (client + server) |",
+             "| CPU ms/text (client + server) (cores busy) |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for m in results.get("measurements", []):
         if names and m["name"] not in names:
@@ -192,9 +192,10 @@ def _cpu_cell(m: dict) -> str:
     own, server = notes.get("cpu_ms_per_text"), notes.get("server_cpu_ms_per_text")
     if own is None:
         return ""
+    cores = (own + (server or 0.0)) * m["throughput"]["median"] / 1000.0
     if server is None:
-        return _f(own, 2)
-    return f"{_f(own, 2)} + {_f(server, 2)}"
+        return f"{_f(own, 2)} ({_f(cores, 2)} cores)"
+    return f"{_f(own, 2)} + {_f(server, 2)} ({_f(cores, 2)} cores)"
 
 
 def other_ratios_table(results: dict) -> str:
@@ -249,15 +250,25 @@ def render_markdown(results: dict, plots: list[str] = (), image_prefix: str = ""
         f"Corpus: {corpus.get('texts', '?')} texts per repetition at most, {corpus.get('distinct', '?')} distinct "
         f"real English texts (bench/corpus.txt), {tokens.get('mean', '?')} tokens on average "
         f"({tokens.get('min', '?')}–{tokens.get('max', '?')}). Throughput: texts/s, median over the repetitions "
-        f"(min–max) over the repetitions; latency per request; before timing, one pass over the same texts "
+        f"(min–max); latency per request; before timing, one pass over the same texts "
         f"is run and discarded. CPU ms/text: CPU time of the measuring process (the client, or the in-process "
-        f"runner) + the server process, per text.",
+        f"runner) + the server process, per text; cores busy = CPU time / wall time (of "
+        f"{meta.get('cores', '?')}).",
     ]
     parts = ["\n".join(head), "### Targets", targets_table(results),
              "### Throughput and latency", measurements_table(results),
              "### Other ratios", other_ratios_table(results),
              "### Padding (a batch is padded to its longest text)", padding_table(results) or "_not computed_",
              "### Warm-up (first request after start-up)", warmup_table(results)]
+    gemm = results.get("gemm_gflops")
+    if gemm:
+        m, k, n = gemm["shape"]
+        parts += ["### Matrix multiply, GFLOPS (bench/_gemm.py)",
+                  f"[{m}, {k}] × [{k}, {n}] float32 (MiniLM's feed-forward matmul at batch 32 × 85 tokens), "
+                  f"{gemm.get('torch_threads', '?')} threads:\n\n"
+                  "| TensorFlow matmul (Eigen/oneDNN; the SavedModel) | PyTorch addmm (MKL; the baseline) "
+                  "| numpy (OpenBLAS) |\n|---|---|---|\n"
+                  f"| {_f(gemm['tensorflow_matmul'])} | {_f(gemm['torch_addmm'])} | {_f(gemm['numpy_openblas'])} |"]
     notes = results.get("notes") or []
     if notes:
         parts += ["### Notes", "\n".join(f"- {n}" for n in notes)]
