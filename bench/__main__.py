@@ -219,7 +219,7 @@ def readme_body(results: dict, out_dir: Path) -> str:
     parts = [intro, _report.render_markdown(results, []).split("\n\n")[0], "### Targets",
              _report.targets_table(results),
              "### Main figures", _report.measurements_table(results, names=(
-                 "ceiling", "ceiling_short", "pytorch", "grpc_batched", "rest_batched", "clients_unbatched",
+                 "ceiling", "ceiling_short", "ceiling_sorted", "pytorch", "grpc_batched", "rest_batched", "clients_unbatched",
                  "clients_batched", "clients_unbatched_short", "clients_batched_short")),
              "\n".join(f"![{Path(p).stem}]({p})" for p in plots)]
     if FINDINGS.exists():  # hand-written: what limits each figure (kept across runs)

@@ -33,6 +33,7 @@ TARGETS = {
 LABELS = {
     "ceiling": "ceiling (SavedModel in-process)",
     "ceiling_short": "ceiling, short texts (11–15 words)",
+    "ceiling_sorted": "ceiling, corpus texts sorted by length before batching",
     "pytorch": "PyTorch in-process",
     "grpc_predict": "served gRPC predict",
     "rest_predict": "served REST predict",
@@ -128,6 +129,8 @@ def ratios(results: dict, batch: int = 32) -> list[dict]:
     add("ceiling_short_bs32_vs_bs1", find(results, "ceiling_short", batch_size=batch),
         find(results, "ceiling_short", batch_size=1),
         f"ceiling, short texts: batch {batch} / batch 1 (what batching can gain without padding)")
+    add("ceiling_sorted_vs_ceiling", find(results, "ceiling_sorted", batch_size=batch), ceiling,
+        f"ceiling, batch {batch}: length-sorted / corpus order (what length bucketing saves)")
     add("ceiling_bs32_vs_bs1", ceiling, find(results, "ceiling", batch_size=1),
         f"ceiling, corpus texts: batch {batch} / batch 1")
     for conc in sorted({m["params"]["concurrency"] for m in results.get("measurements", [])

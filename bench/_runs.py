@@ -390,6 +390,8 @@ def warmup(version_dir: Path, cfg: Config) -> dict:
 
 
 def short_settings(cfg: Config, name: str) -> list[dict]:
-    """Extra worker settings: `name`_short at `cfg.short_batch_sizes` on the near-uniform short texts."""
-    return [{"batch_size": bs, "texts": cfg.texts_for(32), "words": list(SHORT_WORDS), "name": f"{name}_short"}
-            for bs in cfg.short_batch_sizes]
+    """Extra worker settings: `name`_short at `cfg.short_batch_sizes` on the near-uniform short texts,
+    and `name`_sorted: the corpus texts of the batch-32 run, sorted by length before batching."""
+    return ([{"batch_size": bs, "texts": cfg.texts_for(32), "words": list(SHORT_WORDS), "name": f"{name}_short"}
+             for bs in cfg.short_batch_sizes]
+            + [{"batch_size": 32, "texts": cfg.texts_for(32), "sort": True, "name": f"{name}_sorted"}])

@@ -2,7 +2,7 @@
 
 SPEC: {"kind": "ceiling" | "pytorch" | "tokenizer_graph" | "tokenizer_hf",
        "kwargs": {...runner arguments...}, "name": "...",
-       "settings": [{"batch_size": 32, "texts": 256, ["words": [11, 15], "name": "..."]}, ...],
+       "settings": [{"batch_size": 32, "texts": 256, ["words": [11, 15], "sort": true, "name": "..."]}, ...],
        "warmup": "pass" (one discarded pass over the batches) or a number of calls, "repetitions": 3, "budget_s": 30, "sample_texts": [...]}
 OUT:  {"info": {...}, "load_s": ..., "measurements": [Measurement.to_dict()...],
        "sample": [[...embedding or ids...], ...]}
@@ -32,7 +32,10 @@ def main(argv: list[str]) -> int:
     for setting in spec["settings"]:
         bs, n = setting["batch_size"], setting["texts"]
         words = tuple(setting["words"]) if setting.get("words") else None
-        items = batches(make_corpus(n, words=words), bs)
+        texts = make_corpus(n, words=words)
+        if setting.get("sort"):  # length-sorted batches: what bucketing by length would save
+            texts = sorted(texts, key=len)
+        items = batches(texts, bs)
         name = setting.get("name", spec["name"])
         reps = spec.get("repetitions", 3)
         with tqdm(total=len(items) * reps, desc=f"{name} bs={bs}", unit="req", leave=False,
