@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,7 +26,8 @@ from server import ServerProcess
 from tests._checkpoints import WORDS
 from tests._clients_models import make_examples_model
 from tests._clients_servers import model_config
-from tests.conftest import REPO
+
+REPO = Path(__file__).resolve().parent.parent
 
 TRANSPORTS = ["rest", "grpc"]
 
