@@ -313,7 +313,8 @@ def plot(results: dict, out_dir: Path) -> list[Path]:
     ax.set_ylabel("texts / s (median, min–max bars)")
     ax.set_title("MiniLM throughput vs batch size")
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
     fig.tight_layout()
     p = out_dir / "throughput_vs_batch.png"
     fig.savefig(p, dpi=100)
