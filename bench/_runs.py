@@ -55,7 +55,7 @@ class Config:
     batch_sizes: tuple[int, ...] = (1, 8, 32, 64)
     texts: tuple[tuple[int, int], ...] = ((1, 48), (8, 128), (32, 256), (64, 256))  # batch size -> texts/repetition
     repetitions: int = 5              # timed passes over the texts, after one discarded warm-up pass
-    budget_s: float = 25.0            # no new repetition of one setting after this
+    budget_s: float = 20.0            # no new repetition of one setting after this
     batched_size: int = 32            # predict_batched batch size (the targets' batch)
     batched_concurrency: tuple[int, ...] = (1, 2, 4)
     batched_texts: int = 256          # texts per predict_batched call (= one repetition)
@@ -78,9 +78,9 @@ class Config:
 
 
 FULL = Config(quick=False)
-QUICK = Config(quick=True, texts=((1, 12), (8, 32), (32, 64), (64, 128)), repetitions=3, budget_s=4.0,
-               batched_concurrency=(1, 4), batched_texts=96, requests_per_client=3, min_client_requests=16,
-               tokenizer_texts=512, warmup_starts=1, steady_requests=8, worker_timeout_s=300.0)
+QUICK = Config(quick=True, texts=((1, 8), (8, 32), (32, 64), (64, 64)), repetitions=3, budget_s=3.0,
+               batched_concurrency=(1, 4), batched_texts=64, requests_per_client=2, min_client_requests=16,
+               tokenizer_texts=256, warmup_starts=1, steady_requests=8, worker_timeout_s=300.0)
 
 
 # ---------------------------------------------------------------------------- in-process
