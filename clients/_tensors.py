@@ -363,10 +363,3 @@ def _json_len(x: Any) -> int:
     specials = sum(1 for c in text if c in '"\\' or c < " ")
     return raw + 5 * specials + 4
 
-
-def outputs_equal(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray]) -> bool:
-    """Same output names, dtypes, shapes and values (helper for tests and docs)."""
-    if set(a) != set(b):
-        return False
-    return all(a[k].dtype == b[k].dtype and a[k].shape == b[k].shape and np.array_equal(a[k], b[k])
-               for k in a)

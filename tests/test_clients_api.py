@@ -169,3 +169,13 @@ def test_clients_refuse_a_version_and_a_label_together():
 
 def test_invalid_argument_is_not_retryable():
     assert not issubclass(InvalidArgumentError, RetryableError)
+
+
+@pytest.mark.parametrize("module", ["clients._config", "clients._errors", "clients._tensors",
+                                    "clients._metadata", "clients._batching"])
+def test_docstring_examples_run(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module))
+    assert result.failed == 0 and result.attempted > 0
