@@ -311,6 +311,7 @@ def plot(results: dict, out_dir: Path) -> list[Path]:
     ax.set_xticklabels(["1", "8", "32", "64"])
     ax.set_xlabel("batch size (texts per request)")
     ax.set_ylabel("texts / s (median, min–max bars)")
+    ax.set_ylim(bottom=0)
     ax.set_title("MiniLM throughput vs batch size")
     ax.grid(True, alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
@@ -355,6 +356,7 @@ def plot(results: dict, out_dir: Path) -> list[Path]:
     ax1.set_yscale("log")
     ax1.set_title("Latency vs concurrency")
     ax2.set_ylabel("texts / s")
+    ax2.set_ylim(bottom=0)
     ax2.set_title("Throughput vs concurrency")
     if plotted:
         ax1.legend(fontsize=7)
