@@ -150,8 +150,11 @@ class GrpcServer:
 
     def __init__(self, core, host: str, port: int, max_threads: int = 8, channel_arguments: str = "",
                  socket_path: str = "", tensor_content: bool = False):
-        options = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)]
-        options += parse_channel_arguments(channel_arguments)
+        # No 4 MiB limit unless --grpc_channel_arguments sets one. gRPC core keeps the
+        # first value of a repeated key, so the user's arguments replace ours, not follow them.
+        given = dict(parse_channel_arguments(channel_arguments))
+        defaults = {"grpc.max_receive_message_length": -1, "grpc.max_send_message_length": -1}
+        options = list({**defaults, **given}.items())
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_threads,
                                                              thread_name_prefix="grpc"),
                                   options=options, maximum_concurrent_rpcs=None)

@@ -86,7 +86,7 @@ def slow_srv(tmp_path_factory):
     srv = ServerProcess(["--model_name=hpt", f"--model_base_path={models}/hpt", "--enable_batching",
                          f"--batching_parameters_file={tmp}/batching.config",
                          f"--grpc_socket_path={tmp}/grpc.sock",
-                         "--grpc_channel_arguments=grpc.max_concurrent_streams=64",
+                         "--grpc_channel_arguments=grpc.max_concurrent_streams=64,grpc.max_receive_message_length=65536",
                          "--grpc_max_threads=4", "--rest_api_num_threads=4",
                          "--tensorflow_intra_op_parallelism=1", "--tensorflow_inter_op_parallelism=1"])
     srv.socket_path = f"{tmp}/grpc.sock"
@@ -99,6 +99,16 @@ def test_start_up_prints_the_addresses_and_available_versions(slow_srv):
     assert f"Running gRPC ModelServer at 127.0.0.1:{slow_srv.grpc_port}" in out
     assert f"Exporting HTTP/REST API at:127.0.0.1:{slow_srv.rest_port}" in out
     assert "Model hpt: versions [2] AVAILABLE" in out
+
+
+def test_grpc_channel_arguments_replace_the_unlimited_message_size(slow_srv):
+    req = predict_pb2.PredictRequest()
+    req.model_spec.name = "hpt"
+    req.inputs["x"].CopyFrom(tf.make_tensor_proto([0.0] * 20000, tf.float32))  # 80 KB > 64 KiB
+    with grpc.insecure_channel(slow_srv.grpc_target) as ch:
+        with pytest.raises(grpc.RpcError) as err:
+            prediction_service_pb2_grpc.PredictionServiceStub(ch).Predict(req, timeout=30)
+    assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
 def test_grpc_is_also_served_on_the_unix_socket(slow_srv):
