@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-length", type=int,
                    help="truncate to this many tokens, special tokens included (default: the checkpoint's)")
     p.add_argument("--tokenizer", default="fast", choices=TOKENIZER_KINDS,
-                   help="fast: FastWordpiece + FastBertNormalize ops (TF Serving >= 2.12); classic: BertTokenizer ops (>= 2.2)")
+                   help="fast: FastWordpiece op (TF Serving >= 2.10); classic: BertTokenizer ops (>= 2.2)")
     p.add_argument("--default-signature", default="text", choices=DEFAULT_SIGNATURE_CHOICES,
                    help="which signature is also serving_default (tokens: for clients of Transformers' own export)")
     p.add_argument("--output-hidden-states", action="store_true", help="add a stacked hidden_states output")

@@ -10,7 +10,8 @@ take raw strings:
 <tf.Tensor: shape=(1, 4), dtype=int32, numpy=array([[ 101, 7592, 2088,  999, 102]])>
 
 The normalisation is done with core ops plus `NormalizeUTF8` rather than
-FastBertTokenizer's built-in `lower_case_nfd_strip_accents`, because the latter
+FastBertTokenizer's `FastBertNormalize` (`lower_case_nfd_strip_accents`): that op
+needs TF Serving >= 2.12 where FastWordpieceTokenizer alone runs on >= 2.10, and it
 case-folds (``ß`` -> ``ss``) and applies NFKC (``ﬁ`` -> ``fi``) where
 Hugging Face lower-cases and applies NFD only; measured on MiniLM's vocabulary
 this removes those mismatches. Known remaining differences (reported by the
@@ -43,8 +44,8 @@ class WordPieceTokenizer(tf.Module):
         strip_accents: NFD + drop combining marks; `None` follows `lower_case`
             as in Hugging Face.
         max_length: total length including special tokens.
-        kind: "fast" (FastWordpieceTokenizer; its graph also holds a
-            FastBertNormalize op, so TF Serving >= 2.12) or
+        kind: "fast" (FastWordpieceTokenizer with its own BERT pre-tokenisation,
+            one `FastWordpieceTokenizeWithOffsets` op, TF Serving >= 2.10) or
             "classic" (BertTokenizer's ops, TF Serving >= 2.2).
         cls_token, sep_token, unk_token, pad_token: special tokens, looked up
             in the vocabulary.
@@ -78,9 +79,10 @@ class WordPieceTokenizer(tf.Module):
         if kind == "fast":
             # The compiled FastWordpiece model is a constant of the graph; the
             # vocabulary asset above stays the source of truth.
-            self._wordpiece = tf_text.FastBertTokenizer(
+            self._wordpiece = tf_text.FastWordpieceTokenizer(
                 vocab=vocab, suffix_indicator="##", max_bytes_per_word=max_chars_per_word,
-                token_out_type=tf.int64, unknown_token=unk_token, lower_case_nfd_strip_accents=False)
+                token_out_type=tf.int64, unknown_token=unk_token, no_pretokenization=False,
+                support_detokenization=False)
         else:
             self._table = tf.lookup.StaticHashTable(
                 tf.lookup.TextFileInitializer(self.vocab_file, tf.string, tf.lookup.TextFileIndex.WHOLE_LINE,

@@ -78,17 +78,28 @@ def test_same_tf_text_op_passes_for_serving_2_20(round_robin_model):
     assert check_ops(round_robin_model, "2.20.0").ok
 
 
-def test_fast_tokenizer_fails_before_serving_2_12_and_suggests_classic(tiny_model_dir):
-    result = check_ops(tiny_model_dir / "1", "2.11.0", tokenizer="fast")
-    assert set(result.missing) == {"FastBertNormalize"}  # FastBertTokenizer's graph has it, even unused
-    assert any(fix.startswith("--tokenizer classic") for fix in result.fixes)
-    assert "--target-serving 2.12.0 or later" in result.fixes
-
-
-def test_every_missing_op_is_named(tiny_model_dir):
+def test_fast_tokenizer_fails_before_serving_2_10_and_suggests_classic(tiny_model_dir):
+    assert check_ops(tiny_model_dir / "1", "2.10.0", tokenizer="fast").ok
     result = check_ops(tiny_model_dir / "1", "2.9.0", tokenizer="fast")
-    assert set(result.missing) == {"FastBertNormalize", "FastWordpieceTokenizeWithOffsets"}
-    assert "FastBertNormalize" in result.error() and "FastWordpieceTokenizeWithOffsets" in result.error()
+    assert set(result.missing) == {"FastWordpieceTokenizeWithOffsets"}
+    assert any(fix.startswith("--tokenizer classic") for fix in result.fixes)
+    assert "--target-serving 2.10.0 or later" in result.fixes
+
+
+def test_every_missing_op_is_named(tmp_path):
+    import tensorflow as tf
+    import tensorflow_text as tf_text
+
+    pieces = tf_text.FastWordpieceTokenizer(vocab=["[UNK]", "a", "b"], token_out_type=tf.int64)
+
+    def two_new_ops(text):
+        ids = pieces.tokenize(text)
+        first, second = tf_text.RoundRobinTrimmer(max_seq_length=4).trim([ids, ids])
+        return {"first": first.to_tensor(), "second": second.to_tensor()}
+
+    result = check_ops(save_function_model(tmp_path / "two", two_new_ops), "2.9.0")
+    assert set(result.missing) == {"TFText>RoundRobinTrim", "FastWordpieceTokenizeWithOffsets"}
+    assert "TFText>RoundRobinTrim" in result.error() and "FastWordpieceTokenizeWithOffsets" in result.error()
 
 
 def test_classic_tokenizer_passes_for_serving_2_2(classic_tokenizer_model):
