@@ -3,7 +3,11 @@
 A run is a queue of row ranges `[start, stop)`:
 
 * planned up front: at most `batch_size` rows and an estimated serialized size
-  under the transport's limit per request;
+  under the transport's limit per request; with `sort_by_length` (the default)
+  rows are first ordered by their size, so texts of similar length share a
+  request and the server pads each batch less (measured in bench/: 2.5x the
+  throughput on a mixed-length corpus at batch 32); results are put back in
+  input order;
 * a success writes its outputs into rows `start:stop` of preallocated arrays
   (input order, never appended);
 * a transient failure (`RetryableError`) goes back into the queue after a
@@ -136,13 +140,19 @@ class _BatchRun:
     """The bookkeeping of one run; only ever touched by the driving thread or task."""
 
     def __init__(self, arrays: Mapping[str, np.ndarray], *, transport: str, batch_size: int,
-                 max_request_bytes: int, retry: RetryPolicy, progress: bool | None):
-        self.arrays = arrays
+                 max_request_bytes: int, retry: RetryPolicy, progress: bool | None,
+                 sort_by_length: bool = True):
         self.n = _num_rows(arrays)
         self.retry = retry
         sizes = np.zeros(self.n, dtype=np.int64)
         for arr in arrays.values():
             sizes += row_nbytes(arr, transport)
+        # Positions below are in sorted order; result() maps them back to input order.
+        self.order = np.argsort(sizes, kind="stable") if sort_by_length else None
+        if self.order is not None:
+            arrays = {k: v[self.order] for k, v in arrays.items()}
+            sizes = sizes[self.order]
+        self.arrays = arrays
         self.pending = collections.deque(_Chunk(a, b) for a, b in
                                          plan_chunks(sizes, batch_size, max_request_bytes))
         self.outputs: dict[str, np.ndarray] = {}
@@ -218,10 +228,20 @@ class _BatchRun:
             self._bar.close()
 
     def result(self, on_error: str) -> BatchResult:
-        result = BatchResult(self.n, self.outputs, self.errors, self.retries)
+        outputs, errors = self.outputs, self.errors
+        if self.order is not None:
+            outputs = {name: _in_input_order(value, self.order) for name, value in outputs.items()}
+            errors = {int(self.order[i]): exc for i, exc in sorted(errors.items())}
+        result = BatchResult(self.n, outputs, errors, self.retries)
         if on_error == "raise":
             result.raise_for_errors()
         return result
+
+
+def _in_input_order(value: np.ndarray, order: np.ndarray) -> np.ndarray:
+    restored = np.empty_like(value)
+    restored[order] = value
+    return restored
 
 
 def _num_rows(arrays: Mapping[str, np.ndarray]) -> int:

@@ -11,7 +11,7 @@ import clients
 from clients import (AsyncGrpcClient, AsyncRestClient, DeadlineExceededError, GrpcClient,
                      InvalidArgumentError, NotFoundError, ResourceExhaustedError, RestClient,
                      RetryableError, RetryPolicy, UnavailableError, errors_for_status)
-from clients._batching import REQUEST_OVERHEAD, plan_chunks
+from clients._batching import REQUEST_OVERHEAD, _BatchRun, plan_chunks
 from clients._tensors import (array_to_proto, as_array, cast_to_spec, from_json_value, proto_to_array,
                               row_nbytes, to_json_value, TensorSpec)
 
@@ -83,6 +83,39 @@ def test_planned_requests_stay_under_the_size_limit_and_the_batch_size():
     for start, stop in chunks:
         assert stop - start <= 16
         assert sizes[start:stop].sum() <= limit - REQUEST_OVERHEAD or stop - start == 1
+
+
+def _run_all(texts, sort_by_length, bad=()):
+    """Drive a batch run by hand: each request answers len(text) per row, or fails for a bad row."""
+    run = _BatchRun({"text": np.array(texts, dtype=object)}, transport="grpc", batch_size=4,
+                    max_request_bytes=1 << 20, retry=RetryPolicy(), progress=False,
+                    sort_by_length=sort_by_length)
+    requests = []
+    while run.pending:
+        chunk = run.pending.popleft()
+        rows = list(run.rows_of(chunk)["text"])
+        requests.append(rows)
+        if any(r in bad for r in rows):
+            run.fail(chunk, InvalidArgumentError("bad row"))
+        else:
+            run.succeed(chunk, {"n": np.array([len(r) for r in rows])})
+    return run.result("return"), requests
+
+
+def test_sorting_by_length_puts_similar_texts_in_one_request_and_answers_in_input_order():
+    texts = ["x" * n for n in (30, 2, 31, 1, 29, 3, 32, 4)]
+    result, requests = _run_all(texts, sort_by_length=True)
+    assert [sorted(map(len, r)) for r in requests] == [[1, 2, 3, 4], [29, 30, 31, 32]]
+    assert result["n"].tolist() == [len(t) for t in texts]
+    unsorted_result, unsorted_requests = _run_all(texts, sort_by_length=False)
+    assert unsorted_requests[0] == texts[:4] and unsorted_result["n"].tolist() == result["n"].tolist()
+
+
+def test_sorted_runs_report_failed_rows_by_their_input_index():
+    texts = ["x" * n for n in (30, 2, 31, 1, 29, 3, 32, 4)]
+    result, _ = _run_all(texts, sort_by_length=True, bad={"x" * 31})
+    assert result.failed == [2]
+    assert result["n"][result.ok].tolist() == [len(t) for i, t in enumerate(texts) if i != 2]
 
 
 def test_grpc_size_estimate_of_text_rows_matches_the_serialized_tensor():
