@@ -174,7 +174,8 @@ def main(argv=None) -> int:
 
         step("ceiling", inproc("ceiling", "ceiling", model_path=str(version), sample_texts=sample,
                                extra_settings=_runs.short_settings(cfg, "ceiling")))
-        step("pytorch", inproc("pytorch", "pytorch", checkpoint=ckpt, sample_texts=sample))
+        step("pytorch", inproc("pytorch", "pytorch", checkpoint=ckpt, sample_texts=sample,
+                               extra_settings=_runs.sorted_settings(cfg, "pytorch")))
         step("gemm", gemm_step)
         step("tokenizer:graph", inproc("tokenizer_graph", "tokenizer_graph", checkpoint=ckpt,
                                        batch_sizes=cfg.tokenizer_batch_sizes, texts=cfg.tokenizer_texts))
@@ -219,7 +220,8 @@ def readme_body(results: dict, out_dir: Path) -> str:
     parts = [intro, _report.render_markdown(results, []).split("\n\n")[0], "### Targets",
              _report.targets_table(results),
              "### Main figures", _report.measurements_table(results, names=(
-                 "ceiling", "ceiling_short", "ceiling_sorted", "pytorch", "grpc_batched", "rest_batched", "clients_unbatched",
+                 "ceiling", "ceiling_short", "ceiling_sorted", "pytorch", "pytorch_sorted", "grpc_batched",
+                 "grpc_batched_sorted", "rest_batched", "rest_batched_sorted", "clients_unbatched",
                  "clients_batched", "clients_unbatched_short", "clients_batched_short")),
              "\n".join(f"![{Path(p).stem}]({p})" for p in plots)]
     if FINDINGS.exists():  # hand-written: what limits each figure (kept across runs)

@@ -24,10 +24,10 @@ __all__ = ["TARGETS", "ratios", "find", "write_report", "render_markdown", "plot
 
 #: (key, description, target): the issue's targets, all at batch 32
 TARGETS = {
-    "grpc_vs_ceiling": ("gRPC `predict_batched` / ceiling (batch 32)", 0.90),
-    "rest_vs_ceiling": ("REST `predict_batched` / ceiling (batch 32)", 0.80),
+    "grpc_vs_ceiling": ("gRPC `predict_batched` / ceiling (batch 32, same batches)", 0.90),
+    "rest_vs_ceiling": ("REST `predict_batched` / ceiling (batch 32, same batches)", 0.80),
     "batching_32_clients": ("32 single-text clients: batching on / off", 4.0),
-    "grpc_vs_pytorch": ("served gRPC / PyTorch in-process (batch 32)", 1.3),
+    "grpc_vs_pytorch": ("served gRPC / PyTorch in-process (batch 32, same batches)", 1.3),
 }
 
 LABELS = {
@@ -37,8 +37,11 @@ LABELS = {
     "pytorch": "PyTorch in-process",
     "grpc_predict": "served gRPC predict",
     "rest_predict": "served REST predict",
-    "grpc_batched": "served gRPC predict_batched",
-    "rest_batched": "served REST predict_batched",
+    "grpc_batched": "served gRPC predict_batched, corpus order",
+    "rest_batched": "served REST predict_batched, corpus order",
+    "grpc_batched_sorted": "served gRPC predict_batched, rows grouped by length (client default)",
+    "rest_batched_sorted": "served REST predict_batched, rows grouped by length (client default)",
+    "pytorch_sorted": "PyTorch in-process, texts sorted by length before batching",
     "clients_unbatched": "single-text gRPC clients, no server batching",
     "clients_batched": "single-text gRPC clients, server batching",
     "clients_unbatched_short": "single-text gRPC clients, short texts, no server batching",
@@ -113,6 +116,17 @@ def ratios(results: dict, batch: int = 32) -> list[dict]:
 
     # informational
     add("grpc_vs_rest", grpc_b, rest_b, f"gRPC / REST `predict_batched` (batch {batch})")
+    ceiling_sorted = find(results, "ceiling_sorted", batch_size=batch)
+    grpc_s = _best(results, "grpc_batched_sorted", batch_size=batch)
+    rest_s = _best(results, "rest_batched_sorted", batch_size=batch)
+    add("grpc_sorted_vs_ceiling_sorted", grpc_s, ceiling_sorted,
+        f"length-grouped: gRPC `predict_batched` (client default) / length-sorted ceiling (batch {batch})")
+    add("rest_sorted_vs_ceiling_sorted", rest_s, ceiling_sorted,
+        f"length-grouped: REST `predict_batched` (client default) / length-sorted ceiling (batch {batch})")
+    add("grpc_sorted_vs_pytorch_sorted", grpc_s, find(results, "pytorch_sorted", batch_size=batch),
+        f"length-grouped: gRPC `predict_batched` / PyTorch on length-sorted batches (batch {batch})")
+    add("grpc_sorted_vs_grpc", grpc_s, grpc_b,
+        f"gRPC `predict_batched`: rows grouped by length / corpus order (batch {batch})")
     for bs in sorted({m["params"]["batch_size"] for m in results.get("measurements", [])
                       if m["name"] == "ceiling"}):
         c = find(results, "ceiling", batch_size=bs)
@@ -301,11 +315,13 @@ def plot(results: dict, out_dir: Path) -> list[Path]:
         ys = [p[1]["median"] for p in pts]
         err = [[p[1]["median"] - p[1]["min"] for p in pts], [p[1]["max"] - p[1]["median"] for p in pts]]
         ax.errorbar(xs, ys, yerr=err, fmt=style, capsize=3, label=LABELS[name])
-    for name, marker in (("grpc_batched", "*"), ("rest_batched", "P")):
+    for name, marker in (("grpc_batched", "*"), ("rest_batched", "P"), ("grpc_batched_sorted", "X"),
+                         ("ceiling_sorted", "D"), ("pytorch_sorted", "d")):
         best = _best(results, name)
         if best:
-            ax.plot([best["params"]["batch_size"]], [_tp(best)], marker, markersize=12, linestyle="none",
-                    label=f"{LABELS[name]} (c={best['params']['concurrency']})")
+            conc = f" (c={best['params']['concurrency']})" if name.startswith(("grpc", "rest")) else ""
+            ax.plot([best["params"]["batch_size"]], [_tp(best)], marker, markersize=10, linestyle="none",
+                    label=f"{LABELS[name]}{conc}")
     ax.set_xscale("log", base=2)
     ax.set_xticks([1, 8, 32, 64])
     ax.set_xticklabels(["1", "8", "32", "64"])

@@ -190,14 +190,19 @@ def _batched(client, transport: str, cfg: Config, probes: dict) -> list[Measurem
     out = []
     texts = make_corpus(cfg.batched_texts)
     bs = cfg.batched_size
-    for c in cfg.batched_concurrency:
-        def call(chunk, c=c):
-            return client.predict_batched(MODEL_NAME, chunk, batch_size=bs, concurrency=c, progress=False)
+    # In corpus order (sort_by_length=False: the same batches as the ceiling) at each concurrency, and
+    # the client's default (rows grouped by length: less padding) at the highest concurrency.
+    runs = [(c, False) for c in cfg.batched_concurrency] + [(max(cfg.batched_concurrency), True)]
+    for c, grouped in runs:
+        def call(chunk, c=c, grouped=grouped):
+            return client.predict_batched(MODEL_NAME, chunk, batch_size=bs, concurrency=c, progress=False,
+                                          **({} if grouped else {"sort_by_length": False}))
 
+        name = f"{transport}_batched" + ("_sorted" if grouped else "")
         call(texts)  # warm-up pass, discarded
         sink: list[float] = []
-        with timed_requests(client, sink), _bar(cfg.repetitions, f"{transport} predict_batched c={c}") as bar:
-            m = measure(call, [texts], name=f"{transport}_batched", params={"batch_size": bs, "concurrency": c},
+        with timed_requests(client, sink), _bar(cfg.repetitions, f"{name} c={c}") as bar:
+            m = measure(call, [texts], name=name, params={"batch_size": bs, "concurrency": c},
                         warmup=0, repetitions=cfg.repetitions, budget_s=cfg.budget_s, progress=bar,
                         cpu_probes=probes)
         m.latencies = list(sink)
@@ -394,4 +399,10 @@ def short_settings(cfg: Config, name: str) -> list[dict]:
     and `name`_sorted: the corpus texts of the batch-32 run, sorted by length before batching."""
     return ([{"batch_size": bs, "texts": cfg.texts_for(32), "words": list(SHORT_WORDS), "name": f"{name}_short"}
              for bs in cfg.short_batch_sizes]
-            + [{"batch_size": 32, "texts": cfg.texts_for(32), "sort": True, "name": f"{name}_sorted"}])
+            + sorted_settings(cfg, name))
+
+
+def sorted_settings(cfg: Config, name: str) -> list[dict]:
+    """`name`_sorted: the batch-32 corpus texts sorted by length before batching (as
+    `predict_batched` and sentence-transformers' `encode` do)."""
+    return [{"batch_size": cfg.batched_size, "texts": cfg.batched_texts, "sort": True, "name": f"{name}_sorted"}]

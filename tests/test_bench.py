@@ -151,7 +151,7 @@ def test_ratios_missing_measurements_are_nan_not_errors():
 def test_write_report_markdown_json_and_pngs(results, tmp_path):
     paths = _report.write_report(results, tmp_path)
     md = paths["markdown"].read_text()
-    assert "| gRPC `predict_batched` / ceiling (batch 32) | 0.95 (0.86–1.06) | ≥ 0.9 | **met** |" in md
+    assert "| gRPC `predict_batched` / ceiling (batch 32, same batches) | 0.95 (0.86–1.06) | ≥ 0.9 | **met** |" in md
     assert "**missed**" in md
     assert "server batches of 16.0 on average" in md
     assert "2.50×" in md  # padding
