@@ -306,7 +306,7 @@ def plot(results: dict, out_dir: Path) -> list[Path]:
     ms = results.get("measurements", [])
 
     # throughput vs batch size
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(10.5, 4.5))
     for name, style in (("ceiling", "o-"), ("grpc_predict", "s-"), ("rest_predict", "^-"), ("pytorch", "d--")):
         pts = sorted((m["params"]["batch_size"], m["throughput"]) for m in ms if m["name"] == name)
         if not pts:
@@ -331,7 +331,7 @@ def plot(results: dict, out_dir: Path) -> list[Path]:
     ax.set_title("MiniLM throughput vs batch size")
     ax.grid(True, alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7.5, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     fig.tight_layout()
     p = out_dir / "throughput_vs_batch.png"
     fig.savefig(p, dpi=100)
