@@ -7,7 +7,7 @@ take raw strings:
 
 >>> tok = WordPieceTokenizer(vocab_file, lower_case=True, max_length=128)
 >>> tok(tf.constant(["Hello world!"]))["input_ids"]
-<tf.Tensor: shape=(1, 4), dtype=int32, numpy=array([[ 101, 7592, 2088,  999, 102]])>
+<tf.Tensor: shape=(1, 5), dtype=int32, numpy=array([[ 101, 7592, 2088,  999,  102]], dtype=int32)>
 
 The normalisation is done with core ops plus `NormalizeUTF8` rather than
 FastBertTokenizer's `FastBertNormalize` (`lower_case_nfd_strip_accents`): that op
