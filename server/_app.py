@@ -115,7 +115,8 @@ class App:
             if opts.rest_api_port:
                 self.rest = RestServer(self.core, opts.host, opts.rest_api_port,
                                        opts.rest_api_timeout_in_ms, opts.rest_api_num_threads,
-                                       self.metrics, self.monitoring.prometheus_path)
+                                       self.metrics, self.monitoring.prometheus_path,
+                                       opts.rest_api_max_body_bytes)
         except (OSError, ValueError) as e:
             self.repository.stop()
             raise StartupError(str(e)) from None

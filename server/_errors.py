@@ -1,22 +1,36 @@
 """Domain errors of the server, each carrying the gRPC status code TF Serving uses.
 
-The core raises these; the REST front end maps `.code` to HTTP with
-`protocol.http_status` (in `_rest.py`) and the gRPC front end aborts with
-`.code` (in `_grpc.py`) — each in exactly one place.
+The core raises these; `http_status` (here) is the one place an error
+becomes an HTTP status, and the gRPC front end aborts with `.code` (in
+`_grpc.py`). The HTTP layer's own refusals (a body over the size bound, a
+request without a length) are errors here too, each naming its HTTP status
+once, so no module writes a status inline.
 
 >>> e = NotFound("Servable not found for request: Latest(minilm)")
->>> e.code.name, str(e)
-('NOT_FOUND', 'Servable not found for request: Latest(minilm)')
+>>> e.code.name, str(e), http_status(e)
+('NOT_FOUND', 'Servable not found for request: Latest(minilm)', 404)
+>>> http_status(PayloadTooLarge("body over 256 MiB"))
+413
 """
 from __future__ import annotations
 
 import grpc
 
+import protocol
+
 __all__ = [
     "ServingError", "InvalidArgument", "NotFound", "FailedPrecondition",
     "Unavailable", "DeadlineExceeded", "Unimplemented", "Internal",
     "ResourceExhausted", "Cancelled", "AlreadyExists", "from_tf_error",
+    "PayloadTooLarge", "LengthRequired", "RequestTimeout", "UriTooLong",
+    "HeaderFieldsTooLarge", "UnsupportedMediaType", "ExpectationFailed",
+    "VersionNotSupported", "http_status", "INTERNAL_MESSAGE",
 ]
+
+# What a client is told about an unexpected failure: the details (class,
+# message, traceback) go to the log only, as a C++ server would never put
+# them on the wire either.
+INTERNAL_MESSAGE = "Internal server error"
 
 
 class ServingError(Exception):
@@ -72,6 +86,46 @@ class Cancelled(ServingError):
 
 class AlreadyExists(ServingError):
     code = grpc.StatusCode.ALREADY_EXISTS
+
+
+# -- refusals of the HTTP layer: each keeps the closest gRPC code and names
+# the HTTP status HTTP/1.1 (RFC 9110/9112) gives for it.
+class PayloadTooLarge(ResourceExhausted):
+    http = 413
+
+
+class LengthRequired(InvalidArgument):
+    http = 411
+
+
+class RequestTimeout(DeadlineExceeded):
+    http = 408
+
+
+class UriTooLong(InvalidArgument):
+    http = 414
+
+
+class HeaderFieldsTooLarge(InvalidArgument):
+    http = 431
+
+
+class UnsupportedMediaType(InvalidArgument):
+    http = 415
+
+
+class ExpectationFailed(InvalidArgument):
+    http = 417
+
+
+class VersionNotSupported(Unimplemented):
+    http = 505
+
+
+def http_status(exc: ServingError) -> int:
+    """The HTTP status of an error: the HTTP layer's own, else what TF
+    Serving's REST API answers for its gRPC code (`protocol.http_status`)."""
+    return getattr(exc, "http", None) or protocol.http_status(exc.code)
 
 
 def _clean(message: str) -> str:

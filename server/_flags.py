@@ -17,7 +17,7 @@ import os
 
 import protocol
 
-__all__ = ["Options", "FlagError", "parse_flags", "IMPLEMENTED", "NOT_IMPLEMENTED", "usage"]
+__all__ = ["Options", "FlagError", "parse_flags", "IMPLEMENTED", "NOT_IMPLEMENTED", "OURS", "usage"]
 
 _CPUS = os.cpu_count() or 1
 
@@ -58,8 +58,17 @@ class Options:
     # grpc.health.v1 is always served (the issue asks for it); the flag is accepted either way.
     enable_grpc_healthcheck_service: bool = False
     version: bool = False
-    # Ours, not tensorflow_model_server's: the address both front ends bind.
+    # Ours, not tensorflow_model_server's (see OURS).
     host: str = "0.0.0.0"
+    rest_api_max_body_bytes: int = 256 * 1024 * 1024
+
+
+# Flags of ours, not tensorflow_model_server's, with what they do.
+OURS = {
+    "host": "the address both front ends bind",
+    "rest_api_max_body_bytes": "the largest REST request body, counted after gzip inflation; "
+                               "a larger one is answered 413",
+}
 
 
 # Flags this server implements (all fields of Options).
@@ -138,9 +147,11 @@ def parse_flags(argv: list[str]) -> Options:
 
 def usage() -> str:
     """The --help text."""
-    lines = ["usage: python -m server --flag=value ...", "", "Flags (tensorflow_model_server's, plus --host):"]
+    lines = ["usage: python -m server --flag=value ...", "",
+             "Flags (tensorflow_model_server's, plus ours, explained):"]
     for f in dataclasses.fields(Options):
-        lines.append(f"  --{f.name}={getattr(Options(), f.name)!r}")
+        ours = f"  (ours: {OURS[f.name]})" if f.name in OURS else ""
+        lines.append(f"  --{f.name}={getattr(Options(), f.name)!r}{ours}")
     lines += ["", "Not implemented (refused unless given their default):"]
     for name, (default, why) in NOT_IMPLEMENTED.items():
         lines.append(f"  --{name}: {why}")

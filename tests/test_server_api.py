@@ -219,17 +219,17 @@ def test_rest_connection_is_kept_alive_between_requests(srv):
 def test_rest_classify_returns_label_score_pairs(srv):
     body = {"signature_name": "classify_x_to_y", "examples": [{"x": 1.0}, {"x": [4.0]}]}
     r = post(srv, "/v1/models/hpt/versions/1:classify", body)
-    assert r.json() == {"result": [[["y", 2.5]], [["y", 4.0]]]}
+    assert r.json() == {"results": [[["y", 2.5]], [["y", 4.0]]]}
 
 
 def test_rest_regress_returns_one_value_per_example(srv):
     body = {"signature_name": "regress_x_to_y", "examples": [{"x": 2.0}, {"x": 6.0}]}
-    assert post(srv, "/v1/models/hpt:regress", body).json() == {"result": [4.0, 6.0]}
+    assert post(srv, "/v1/models/hpt:regress", body).json() == {"results": [4.0, 6.0]}
 
 
 def test_rest_regress_context_features_apply_to_every_example(srv):
     body = {"signature_name": "regress_x_to_y", "context": {"x": 2.0}, "examples": [{}, {"x": 4.0}]}
-    assert post(srv, "/v1/models/hpt:regress", body).json() == {"result": [4.0, 5.0]}
+    assert post(srv, "/v1/models/hpt:regress", body).json() == {"results": [4.0, 5.0]}
 
 
 # -------------------------------------------------------------------- REST: errors
