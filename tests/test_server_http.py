@@ -28,7 +28,7 @@ from server._http import HttpServer, Limits
 from tests._server_models import hpt_config, shared_models
 
 BOUND = 8 * 1024 * 1024
-READ_TIMEOUT = 3.0
+READ_TIMEOUT = 2.0
 PREDICT = "/v1/models/hpt:predict"
 
 
