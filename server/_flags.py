@@ -34,6 +34,7 @@ class Options:
     rest_api_port: int = 0
     rest_api_num_threads: int = 4 * _CPUS
     rest_api_timeout_in_ms: int = 30000
+    rest_api_max_body_bytes: int = 256 * 1024 * 1024  # ours (see OURS)
     enable_batching: bool = False
     allow_version_labels_for_unavailable_models: bool = False
     batching_parameters_file: str = ""
@@ -58,17 +59,8 @@ class Options:
     # grpc.health.v1 is always served (the issue asks for it); the flag is accepted either way.
     enable_grpc_healthcheck_service: bool = False
     version: bool = False
-    # Ours, not tensorflow_model_server's (see OURS).
+    # Ours, not tensorflow_model_server's: the address both front ends bind.
     host: str = "0.0.0.0"
-    rest_api_max_body_bytes: int = 256 * 1024 * 1024
-
-
-# Flags of ours, not tensorflow_model_server's, with what they do.
-OURS = {
-    "host": "the address both front ends bind",
-    "rest_api_max_body_bytes": "the largest REST request body, counted after gzip inflation; "
-                               "a larger one is answered 413",
-}
 
 
 # Flags this server implements (all fields of Options).
@@ -98,6 +90,13 @@ NOT_IMPLEMENTED: dict[str, tuple[object, str]] = {
     "enable_per_model_batching_parameters": (False, "one --batching_parameters_file applies to all models"),
     "use_alts_credentials": (False, "ALTS (Google Cloud) credentials are not offered"),
     "xla_gpu_compilation_enabled": (False, "the embedded server runs on CPU"),
+}
+
+# Flags of ours, not tensorflow_model_server's, with what they do.
+OURS = {
+    "host": "the address both front ends bind",
+    "rest_api_max_body_bytes": "the largest REST request body, counted after gzip inflation; "
+                               "a larger one is answered 413",
 }
 
 _BOOL_WORDS = {"true": True, "1": True, "false": False, "0": False}
