@@ -83,6 +83,26 @@ def predict_codec(body: dict):
             lambda outputs: {"outputs": _columns_json(outputs)})
 
 
+def _named_arrays(values: dict, sig, error: str) -> dict:
+    """Each input's JSON value as an array of its dtype; `error` words a failure."""
+    out = {}
+    for key, value in values.items():
+        try:
+            out[key] = json_to_array(value, sig.inputs[key].dtype, key)
+        except InvalidArgument as e:
+            raise InvalidArgument(error.format(key=key, e=e)) from None
+    return out
+
+
+def _single_array(value, sig, where: str) -> dict:
+    """The JSON value of a signature's only input as an array of its dtype."""
+    (key, info), = sig.inputs.items()
+    try:
+        return {key: json_to_array(value, info.dtype, key)}
+    except InvalidArgument as e:
+        raise InvalidArgument(f"Failed to process {where}: {e}") from None
+
+
 def _decode_rows(instances, sig) -> dict:
     if not isinstance(instances, list):
         raise InvalidArgument(f"Excepting 'instances' to be an list/array, got {type(instances).__name__}")
@@ -98,45 +118,25 @@ def _decode_rows(instances, sig) -> dict:
                                       f"with keys {got} does not match the keys of element 0 "
                                       f"{sorted(keys)}; every instance needs the same named inputs")
         _inference.check_inputs(sig, keys)
-        out = {}
-        for key in keys:
-            try:
-                out[key] = json_to_array([inst[key] for inst in instances], sig.inputs[key].dtype, key)
-            except InvalidArgument as e:
-                raise InvalidArgument(f"Failed to process element of 'instances' list, key: {key}. "
-                                      f"Error: {e}") from None
-        return out
+        return _named_arrays({key: [inst[key] for inst in instances] for key in keys}, sig,
+                             "Failed to process element of 'instances' list, key: {key}. Error: {e}")
     if len(sig.inputs) != 1:
         raise InvalidArgument(f"Failed to process element: 0 of 'instances' list. Error: Expecting "
                               f"object but got {type(instances[0]).__name__}: the signature has inputs "
                               f"{_inference.sorted_set(sig.inputs)}, so each instance must be a JSON "
                               f"object keyed by input name")
-    (key, info), = sig.inputs.items()
-    try:
-        return {key: json_to_array(instances, info.dtype, key)}
-    except InvalidArgument as e:
-        raise InvalidArgument(f"Failed to process 'instances' list: {e}") from None
+    return _single_array(instances, sig, "'instances' list")
 
 
 def _decode_columns(inputs, sig) -> dict:
     if isinstance(inputs, dict) and not b64_value(inputs):
         _inference.check_inputs(sig, inputs.keys())
-        out = {}
-        for key, value in inputs.items():
-            try:
-                out[key] = json_to_array(value, sig.inputs[key].dtype, key)
-            except InvalidArgument as e:
-                raise InvalidArgument(f"Failed to process 'inputs' key: {key}. Error: {e}") from None
-        return out
+        return _named_arrays(inputs, sig, "Failed to process 'inputs' key: {key}. Error: {e}")
     if len(sig.inputs) != 1:
         raise InvalidArgument(f"'inputs' is not an object of named tensors but the signature has "
                               f"inputs {_inference.sorted_set(sig.inputs)}; send "
                               f"{{\"inputs\": {{\"name\": value, ...}}}}")
-    (key, info), = sig.inputs.items()
-    try:
-        return {key: json_to_array(inputs, info.dtype, key)}
-    except InvalidArgument as e:
-        raise InvalidArgument(f"Failed to process 'inputs': {e}") from None
+    return _single_array(inputs, sig, "'inputs'")
 
 
 def _feature(value, where: str):
