@@ -28,7 +28,8 @@ __all__ = ["framing", "read_body"]
 _MAX_LINE = 65536          # a trailer line (as http.server's header lines)
 _MAX_CHUNK_LINE = 4096     # a chunk-size line with its extensions
 _MAX_TRAILERS = 64 * 1024  # all trailer lines of a chunked body
-PIECE = 1 << 16            # bytes read (and inflated) at a time
+PIECE = 1 << 16            # bytes read at a time
+_STEP = 1 << 20            # most bytes inflated at a time
 _HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
 _DIGITS = re.compile(r"[0-9]+")
 _FLAG = "--rest_api_max_body_bytes"
@@ -96,8 +97,8 @@ class _Body:
             return
         self._fed = self._fed or bool(piece)
         while piece:
-            try:  # never more out than the bound leaves room for, plus one byte to notice
-                out = self._inflater.decompress(piece, self.limit - len(self.data) + 1)
+            try:  # a bounded step (a bomb inflates 1000:1), never past the bound but one byte
+                out = self._inflater.decompress(piece, min(self.limit - len(self.data) + 1, _STEP))
             except zlib.error:
                 raise InvalidArgument("Content-Encoding is gzip but the body is not gzip data") from None
             self._add(out)
