@@ -49,6 +49,9 @@ class RestServer:
     def __init__(self, core, host: str, port: int, timeout_ms: int = 30000, num_threads: int = 0,
                  metrics=None, metrics_path: str | None = None,
                  max_body_bytes: int = Limits.max_body_bytes):
+        if max_body_bytes <= 0:
+            raise ValueError(f"--rest_api_max_body_bytes must be a positive number of bytes, "
+                             f"got {max_body_bytes}")
         self.core = core
         self.timeout = timeout_ms / 1000.0 if timeout_ms > 0 else None
         self.metrics, self.metrics_path = metrics, metrics_path
