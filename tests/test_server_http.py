@@ -27,6 +27,7 @@ from server._errors import INTERNAL_MESSAGE
 from server._http import HttpServer, Limits
 from tests._server_models import hpt_config, shared_models
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BOUND = 8 * 1024 * 1024
 READ_TIMEOUT = 2.0
 PREDICT = "/v1/models/hpt:predict"
@@ -281,7 +282,7 @@ def test_clients_that_leave_before_the_answer_log_one_line_at_most(srv):
 
 def test_help_documents_the_body_bound():
     out = subprocess.run([sys.executable, "-m", "server", "--help"], capture_output=True, text=True,
-                         check=True, env={**os.environ, "PYTHONPATH": os.getcwd()}).stdout
+                         check=True, env={**os.environ, "PYTHONPATH": ROOT}).stdout
     assert "--rest_api_max_body_bytes=268435456" in out and "gzip inflation" in out
 
 
