@@ -23,7 +23,7 @@ import protocol
 
 from . import _inference
 from ._config import parse_model_config
-from ._errors import InvalidArgument, ServingError
+from ._errors import InvalidArgument, ServingError, Unavailable
 
 __all__ = ["Core", "ModelSpec", "Result"]
 
@@ -56,13 +56,21 @@ class Core:
         self.metrics = metrics
         self.check_method = check_method
         self._inflight = 0
+        self._closed = False
         self._idle = threading.Condition()
 
     # -- bookkeeping ----------------------------------------------------------
     def _begin(self):
         with self._idle:
+            if self._closed:
+                raise Unavailable("The server is shutting down")
             self._inflight += 1
         return time.monotonic()
+
+    def close(self) -> None:
+        """Refuse every new request from now on (draining starts)."""
+        with self._idle:
+            self._closed = True
 
     def _end(self, start, api, entrypoint, spec, code, signature=""):
         with self._idle:
@@ -186,8 +194,9 @@ class Core:
             raise InvalidArgument("Missing ModelSpec: the request must name a model")
         return self.repository.status(spec.name, spec.version, spec.label)
 
-    def reload_config(self, server_config) -> None:
-        """HandleReloadConfigRequest: serve exactly the models of `server_config`."""
+    def reload_config(self, server_config, cancelled=None) -> None:
+        """HandleReloadConfigRequest: serve exactly the models of `server_config`
+        (not applied if `cancelled()` turns true before it could be)."""
         # The same checks as a config file gets (names, base paths, platform).
         parse_model_config(text_format.MessageToString(server_config), "ReloadConfigRequest")
-        self.repository.apply_config(server_config)
+        self.repository.apply_config(server_config, cancelled)

@@ -119,7 +119,7 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
 
     def HandleReloadConfigRequest(self, request, context):
         try:
-            self.core.reload_config(request.config)
+            self.core.reload_config(request.config, cancelled=lambda: not context.is_active())
             resp = model_management_pb2.ReloadConfigResponse()
             resp.status.SetInParent()
             return resp
@@ -181,7 +181,8 @@ class GrpcServer:
         for service in ("", "tensorflow.serving.PredictionService", "tensorflow.serving.ModelService"):
             self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
 
-    def stop(self, grace: float = 30.0) -> None:
-        """Refuse new RPCs, let RPCs in flight finish (up to `grace` seconds)."""
+    def stop(self, grace: float = 30.0):
+        """Refuse new RPCs now, let RPCs in flight finish (up to `grace` seconds);
+        returns an event set once the server has stopped."""
         self.health.enter_graceful_shutdown()
-        self.server.stop(grace).wait()
+        return self.server.stop(grace)

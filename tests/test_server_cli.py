@@ -4,6 +4,7 @@ Unix socket, and SIGTERM draining requests in flight before exiting 0."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,7 +18,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 import protocol
-from server import ServerProcess, parse_flags
+from server import ServerProcess, free_port, parse_flags
 from tests._server_models import shared_models
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -146,3 +147,48 @@ def test_a_rest_request_over_rest_api_timeout_in_ms_gets_504(tmp_path_factory):
         # The lone request waits 1 s for its batch, past the 200 ms REST deadline.
         r = requests.post(srv.rest_url + "/v1/models/hpt:predict", json={"instances": [1.0]}, timeout=30)
         assert r.status_code == 504 and "Deadline exceeded" in r.json()["error"]
+
+
+def broken_version(base, version: int) -> None:
+    """A version directory that can never load (its saved_model.pb is not one)."""
+    tmp = base / f"{version}.partial"
+    tmp.mkdir(parents=True)
+    (tmp / "saved_model.pb").write_bytes(b"not a SavedModel")
+    os.rename(tmp, base / str(version))
+
+
+def wait_for_text(read, text: str, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in read():
+        assert time.monotonic() < deadline, f"{text!r} not logged within {timeout}s:\n{read()[-3000:]}"
+        time.sleep(0.1)
+
+
+def test_sigterm_while_start_up_retries_a_failed_load_exits_within_seconds(tmp_path):
+    broken_version(tmp_path / "m", 1)
+    err = tmp_path / "stderr.log"
+    with open(err, "wb") as f:
+        proc = subprocess.Popen([sys.executable, "-m", "server", "--model_name=m",
+                                 f"--model_base_path={tmp_path / 'm'}", f"--port={free_port()}"],
+                                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=f,
+                                env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    try:
+        wait_for_text(err.read_text, "failed, retrying (1 of 5) in 60.0s")
+        start = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        assert time.monotonic() - start < 5
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_sigterm_while_a_new_version_keeps_failing_to_load_exits_within_seconds(tmp_path_factory):
+    base = tmp_path_factory.mktemp("retrying") / "m"
+    shutil.copytree(f"{shared_models(tmp_path_factory)}/hpt/1", base / "1")
+    with ServerProcess(["--model_name=m", f"--model_base_path={base}"]) as srv:
+        broken_version(base, 2)
+        wait_for_text(lambda: srv.stderr, "failed, retrying (1 of 5) in 60.0s")
+        start = time.monotonic()
+        assert srv.stop(timeout=30) == 0
+        assert time.monotonic() - start < 5
