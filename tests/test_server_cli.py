@@ -69,6 +69,17 @@ def test_without_a_model_the_server_refuses_to_start():
     assert done.returncode == 1 and "--model_config_file and --model_base_path are empty" in done.stderr
 
 
+def test_a_model_config_file_that_does_not_parse_is_refused_as_tensorflow_model_server_does(tmp_path):
+    config = tmp_path / "models.config"
+    config.write_text('model_config_list { config { name: "m" bogus_field: 1 } }')
+    done = run_server(f"--model_config_file={config}")
+    assert done.returncode == 1
+    first, detail = done.stderr.split("Error parsing text-format tensorflow.serving.ModelServerConfig: ", 1)
+    assert detail.startswith('1:40: Message type "tensorflow.serving.ModelConfig" has no field named '
+                             '"bogus_field"'), detail
+    assert f"Invalid protobuf file: '{config}'" in detail
+
+
 def test_a_model_whose_warmup_fails_stops_start_up(tmp_path_factory):
     models = shared_models(tmp_path_factory)
     done = run_server("--model_name=badwarm", f"--model_base_path={models}/badwarm",
