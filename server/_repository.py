@@ -132,9 +132,9 @@ class Repository:
             added, removed = self._set_configs(configs)
             errors = []
             for name in configs:
-                errors += self._sync(self._models[name])
+                errors += self._sync(self._models[name], retry_interrupted=False)
             for model in removed:
-                self._sync(model)
+                self._sync(model, retry_interrupted=False)
             errors = [e for name, e in errors if name in added]
             if errors:
                 raise errors[0]
@@ -235,8 +235,12 @@ class Repository:
         if self._on_state is not None:
             self._on_state(model.name, status.version, state)
 
-    def _sync(self, model: _Model) -> list[tuple[str, ServingError]]:
-        """Bring one model in line with its config and disk; returns load errors."""
+    def _sync(self, model: _Model, retry_interrupted: bool = True) -> list[tuple[str, ServingError]]:
+        """Bring one model in line with its config and disk; returns load errors.
+
+        A version whose retries a reload interrupted is tried again by the file
+        system poll (`retry_interrupted`), not by the reload: a reload must not
+        wait out the retries of a version that keeps failing."""
         if model.config is None:
             aspired = []
         else:
@@ -256,7 +260,7 @@ class Repository:
             if status is not None and status.state in (AVAILABLE, LOADING):
                 continue
             if status is not None and status.state == END and status.error is not None \
-                    and not status.interrupted:
+                    and not (status.interrupted and retry_interrupted):
                 continue  # failed before; TF Serving does not retry until it is re-aspired
             errors += self._load(model, version, on_disk[version])
         with self._lock:

@@ -203,3 +203,28 @@ def test_sigterm_while_a_new_version_keeps_failing_to_load_exits_within_seconds(
         start = time.monotonic()
         assert srv.stop(timeout=30) == 0
         assert time.monotonic() - start < 5
+
+
+def test_after_sigterm_new_grpc_calls_are_refused_at_once(tmp_path_factory):
+    models = shared_models(tmp_path_factory)
+    tmp = tmp_path_factory.mktemp("refuse")
+    (tmp / "batching.config").write_text("max_batch_size { value: 64 } batch_timeout_micros { value: 3000000 }")
+    with ServerProcess(["--model_name=hpt", f"--model_base_path={models}/hpt", "--enable_batching",
+                        f"--batching_parameters_file={tmp}/batching.config"]) as srv:
+        in_flight = threading.Thread(target=requests.post, args=(srv.rest_url + "/v1/models/hpt:predict",),
+                                     kwargs={"json": {"instances": [1.0]}, "timeout": 30})
+        in_flight.start()
+        time.sleep(0.5)  # the REST request now waits 3 s for its batch: the server is draining
+        req = predict_pb2.PredictRequest()
+        req.model_spec.name = "hpt"
+        req.inputs["x"].CopyFrom(tf.make_tensor_proto([1.0], tf.float32))
+        with grpc.insecure_channel(srv.grpc_target) as ch:
+            stub = prediction_service_pb2_grpc.PredictionServiceStub(ch)
+            grpc.channel_ready_future(ch).result(timeout=10)
+            srv.process.send_signal(signal.SIGTERM)
+            time.sleep(0.3)
+            start = time.monotonic()
+            with pytest.raises(grpc.RpcError) as e:
+                stub.Predict(req, timeout=10)
+            assert e.value.code() == grpc.StatusCode.UNAVAILABLE and time.monotonic() - start < 1
+        in_flight.join()
