@@ -48,13 +48,10 @@ class App:
         _check(opts)
         self.opts = opts
         self._stop = threading.Event()
-        self._config_text = None
         self.rest = self.grpc = None
         try:
             if opts.model_config_file:
-                with open(opts.model_config_file, encoding="utf-8") as f:
-                    self._config_text = f.read()
-                self.model_config = _config.parse_model_config(self._config_text, opts.model_config_file)
+                self.model_config = _config.read_model_config(opts.model_config_file)
             else:
                 self.model_config = _config.single_model_config(opts.model_name, opts.model_base_path)
             self.batching = (_config.read_batching_parameters(opts.batching_parameters_file)
@@ -140,12 +137,11 @@ class App:
         path = self.opts.model_config_file
         while not self._stop.wait(self.opts.model_config_file_poll_wait_seconds):
             try:
-                with open(path, encoding="utf-8") as f:
-                    text = f.read()
-                if text == self._config_text:
+                config = _config.read_model_config(path)
+                if config == self.model_config:
                     continue
-                self._config_text = text
-                self.repository.apply_config(_config.parse_model_config(text, path))
+                self.model_config = config
+                self.repository.apply_config(config)
                 log.info("Reloaded model config from %s", path)
             except (OSError, ServingError) as e:
                 log.error("Reloading model config from %s failed: %s", path, e)

@@ -77,6 +77,7 @@ def single_model_config(name: str, base_path: str) -> model_server_config_pb2.Mo
 
 
 def read_model_config(path: str) -> model_server_config_pb2.ModelServerConfig:
+    """`--model_config_file`: read and parse (OSError when it cannot be read)."""
     with open(path, encoding="utf-8") as f:
         return parse_model_config(f.read(), path)
 

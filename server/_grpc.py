@@ -34,6 +34,8 @@ log = logging.getLogger("server")
 # the same): class, message and traceback go to the log only.
 INTERNAL_MESSAGE = "Internal server error"
 
+ENTRYPOINT = "GRPC"  # the `entrypoint` label of this front end's requests in the metrics
+
 
 def rpc(method):
     """A servicer method whose errors become the RPC's status (see the module doc)."""
@@ -83,34 +85,36 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     @rpc
     def Predict(self, request, context):
         result = self.core.predict(_spec(request.model_spec), lambda sig: _inputs(sig, request),
-                                   list(request.output_filter), _timeout(context))
+                                   list(request.output_filter), _timeout(context), entrypoint=ENTRYPOINT)
         return _messages.predict_response(result, self.tensor_content)
 
     @rpc
     def Classify(self, request, context):
         result = self.core.classify(_spec(request.model_spec),
                                     lambda: _inference.serialized_examples(request.input),
-                                    _timeout(context))
+                                    _timeout(context), entrypoint=ENTRYPOINT)
         return _messages.classify_response(result)
 
     @rpc
     def Regress(self, request, context):
         result = self.core.regress(_spec(request.model_spec),
                                    lambda: _inference.serialized_examples(request.input),
-                                   _timeout(context))
+                                   _timeout(context), entrypoint=ENTRYPOINT)
         return _messages.regress_response(result)
 
     @rpc
     def MultiInference(self, request, context):
         tasks = [(_spec(t.model_spec), t.method_name) for t in request.tasks]
         results = self.core.multi_inference(
-            tasks, lambda: _inference.serialized_examples(request.input), _timeout(context))
+            tasks, lambda: _inference.serialized_examples(request.input), _timeout(context),
+            entrypoint=ENTRYPOINT)
         return _messages.multi_inference_response(results)
 
     @rpc
     def GetModelMetadata(self, request, context):
-        result, sigs = self.core.metadata(_spec(request.model_spec), list(request.metadata_field))
-        return _messages.metadata_response(result, sigs)
+        result = self.core.metadata(_spec(request.model_spec), list(request.metadata_field),
+                                    entrypoint=ENTRYPOINT)
+        return _messages.metadata_response(result)
 
 
 class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
@@ -119,7 +123,7 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
 
     @rpc
     def GetModelStatus(self, request, context):
-        return _messages.status_response(self.core.status(_spec(request.model_spec)))
+        return _messages.status_response(self.core.status(_spec(request.model_spec), entrypoint=ENTRYPOINT))
 
     @rpc
     def HandleReloadConfigRequest(self, request, context):
