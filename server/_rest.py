@@ -114,10 +114,10 @@ class RestServer:
             name, version, label, meta = m.groups()
             spec = _spec(name, version, label)
             if meta:
-                return _json(codec.metadata_json(*self.core.metadata(spec)))
+                return _json(codec.metadata_json(self.core.metadata(spec, entrypoint="REST")))
             if not name:
                 raise InvalidArgument("Missing model name in request.")
-            return _json(codec.status_json(self.core.status(spec)))
+            return _json(codec.status_json(self.core.status(spec, entrypoint="REST")))
         raise NotFound(f"Malformed request: {method} {path}")
 
     def _infer(self, verb: str, name: str, version, label, raw: bytes) -> Response:

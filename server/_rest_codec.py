@@ -224,9 +224,9 @@ def status_json(statuses) -> dict:
     return to_json_dict(status_response(statuses))
 
 
-def metadata_json(result, signature_defs) -> dict:
+def metadata_json(result) -> dict:
     from tensorflow_serving.apis import get_model_metadata_pb2
-    resp = metadata_response(result, signature_defs)
+    resp = metadata_response(result)
     sig_map = get_model_metadata_pb2.SignatureDefMap()
     resp.metadata["signature_def"].Unpack(sig_map)
     return {"model_spec": to_json_dict(resp.model_spec),

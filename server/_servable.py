@@ -1,9 +1,9 @@
 """One loaded SavedModel version: its session, signatures, runs and warmup.
 
 Like TF Serving's SavedModelBundle, the model is loaded with the TF1 loader
-into its own graph and session, and signatures are run by their SignatureDef
-tensor names (`Session.run` releases the GIL, so requests run in parallel).
-tensorflow-text is imported first so its ops (FastBertTokenizer...) exist.
+into its own graph and session (`_saved_model.load_saved_model`), and
+signatures are run by their SignatureDef tensor names (`Session.run` releases
+the GIL, so requests run in parallel).
 
 >>> s = Servable.load("m", 1, "/models/m/1")           # doctest: +SKIP
 >>> s.run({"x:0": np.array([1.0], np.float32)}, ["y:0"])  # doctest: +SKIP
@@ -16,27 +16,26 @@ import struct
 import threading
 
 import tensorflow as tf
-import tensorflow_text  # noqa: F401  (registers the tf-text ops the exported models use)
 from tensorflow_serving.apis import prediction_log_pb2
 
 import protocol
 
 from . import _inference
 from ._errors import DeadlineExceeded, InvalidArgument, ServingError, Unavailable, from_tf_error
+from ._saved_model import SessionOptions, load_saved_model
 from ._tensors import proto_to_array
 
-__all__ = ["Servable", "read_warmup_records"]
+__all__ = ["Servable", "run_examples", "read_warmup_records"]
 
 
 class Servable:
     """A loaded version. Use `acquire()`/`release()` around every use, so
     `unload()` waits for requests in flight before closing the session."""
 
-    def __init__(self, name: str, version: int, path: str, session, meta_graph_def):
+    def __init__(self, name: str, version: int, path: str, session, signature_defs: dict):
         self.name, self.version, self.path = name, version, path
         self.session = session
-        self.meta_graph_def = meta_graph_def
-        self.signature_defs = dict(meta_graph_def.signature_def)
+        self.signature_defs = signature_defs
         self.batcher = None
         self._callables: dict = {}
         self._lock = threading.Lock()
@@ -46,18 +45,10 @@ class Servable:
 
     @classmethod
     def load(cls, name: str, version: int, path: str, tags=(protocol.SERVE_TAG,),
-             session_config=None) -> "Servable":
+             options: SessionOptions = SessionOptions()) -> "Servable":
         """Load `path` (a version directory) in a fresh graph and session."""
-        graph = tf.Graph()
-        session = tf.compat.v1.Session(graph=graph, config=session_config)
-        try:
-            with graph.as_default():
-                meta = tf.compat.v1.saved_model.loader.load(session, list(tags), path)
-        except Exception:
-            session.close()
-            raise
-        graph.finalize()  # nothing may add ops at serving time
-        return cls(name, version, path, session, meta)
+        loaded = load_saved_model(path, tags, options)
+        return cls(name, version, path, loaded.session, loaded.signature_defs)
 
     # -- reference counting -------------------------------------------------
     def acquire(self) -> bool:
@@ -143,22 +134,30 @@ class Servable:
             req = log.predict_log.request
             inputs = {k: proto_to_array(v) for k, v in req.inputs.items()}
             _inference.predict(self, req.model_spec.signature_name, inputs, list(req.output_filter))
-        elif kind == "classify_log":
-            req = log.classify_log.request
-            _inference.classify(self, req.model_spec.signature_name,
-                                _inference.serialized_examples(req.input), check_method=check_method)
-        elif kind == "regress_log":
-            req = log.regress_log.request
-            _inference.regress(self, req.model_spec.signature_name,
-                               _inference.serialized_examples(req.input), check_method=check_method)
+        elif kind in ("classify_log", "regress_log"):
+            req = getattr(log, kind).request
+            method = protocol.CLASSIFY_METHOD if kind == "classify_log" else protocol.REGRESS_METHOD
+            run_examples(self, method, req.model_spec.signature_name,
+                         _inference.serialized_examples(req.input), check_method=check_method)
         elif kind == "multi_inference_log":
             req = log.multi_inference_log.request
             examples = _inference.serialized_examples(req.input)
             for task in req.tasks:
-                fn = _inference.classify if task.method_name == protocol.CLASSIFY_METHOD else _inference.regress
-                fn(self, task.model_spec.signature_name, examples, check_method=check_method)
+                run_examples(self, task.method_name, task.model_spec.signature_name, examples,
+                             check_method=check_method)
         else:
             raise InvalidArgument(f"Unsupported log_type for warmup: {kind}")
+
+
+def run_examples(servable, method: str, signature_name: str, examples: list[bytes], timeout=None,
+                 check_method: bool = False):
+    """Classify or Regress, as `method` (a SignatureDef method name) says: the one
+    place that choice is made. Returns (signature name used, results)."""
+    if method == protocol.CLASSIFY_METHOD:
+        return _inference.classify(servable, signature_name, examples, timeout, check_method)
+    if method == protocol.REGRESS_METHOD:
+        return _inference.regress(servable, signature_name, examples, timeout, check_method)
+    raise InvalidArgument(f"Unsupported signature method_name: {method}")
 
 
 def read_warmup_records(path: str) -> list[bytes]:
@@ -181,9 +180,3 @@ def read_warmup_records(path: str) -> list[bytes]:
                                       f"({protocol.WARMUP_MAX_RECORDS}) at {path}")
     return records
 
-
-def session_config(intra_op: int = 0, inter_op: int = 0):
-    """The session ConfigProto for the parallelism flags (0 = TensorFlow's choice)."""
-    return tf.compat.v1.ConfigProto(intra_op_parallelism_threads=intra_op,
-                                    inter_op_parallelism_threads=inter_op,
-                                    allow_soft_placement=True)

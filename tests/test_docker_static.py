@@ -745,7 +745,7 @@ def test_k8s_manifests_validate_against_the_kubernetes_schemas(version):
     kv = pytest.importorskip("kubernetes_validate", reason="pip install -e '.[test]' brings kubernetes-validate")
     version = version or kv.latest_version()
     docs = [d for d in k8s_documents() if d["kind"] != "Kustomization"]
-    assert {d["kind"] for d in docs} == {"Deployment", "Service", "HorizontalPodAutoscaler"}
+    assert {d["kind"] for d in docs} == {"Deployment", "Service", "HorizontalPodAutoscaler", "NetworkPolicy"}
     for doc in docs:
         kv.validate(doc, version, strict=True)
 

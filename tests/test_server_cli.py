@@ -4,6 +4,7 @@ Unix socket, and SIGTERM draining requests in flight before exiting 0."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,7 +18,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 import protocol
-from server import ServerProcess, parse_flags
+from server import ServerProcess, free_port, parse_flags
 from tests._server_models import shared_models
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -66,6 +67,17 @@ def test_version_flag_prints_the_tensorflow_version():
 def test_without_a_model_the_server_refuses_to_start():
     done = run_server("--port=0")
     assert done.returncode == 1 and "--model_config_file and --model_base_path are empty" in done.stderr
+
+
+def test_a_model_config_file_that_does_not_parse_is_refused_as_tensorflow_model_server_does(tmp_path):
+    config = tmp_path / "models.config"
+    config.write_text('model_config_list { config { name: "m" bogus_field: 1 } }')
+    done = run_server(f"--model_config_file={config}")
+    assert done.returncode == 1
+    first, detail = done.stderr.split("Error parsing text-format tensorflow.serving.ModelServerConfig: ", 1)
+    assert detail.startswith('1:40: Message type "tensorflow.serving.ModelConfig" has no field named '
+                             '"bogus_field"'), detail
+    assert f"Invalid protobuf file: '{config}'" in detail
 
 
 def test_a_model_whose_warmup_fails_stops_start_up(tmp_path_factory):
@@ -146,3 +158,73 @@ def test_a_rest_request_over_rest_api_timeout_in_ms_gets_504(tmp_path_factory):
         # The lone request waits 1 s for its batch, past the 200 ms REST deadline.
         r = requests.post(srv.rest_url + "/v1/models/hpt:predict", json={"instances": [1.0]}, timeout=30)
         assert r.status_code == 504 and "Deadline exceeded" in r.json()["error"]
+
+
+def broken_version(base, version: int) -> None:
+    """A version directory that can never load (its saved_model.pb is not one)."""
+    tmp = base / f"{version}.partial"
+    tmp.mkdir(parents=True)
+    (tmp / "saved_model.pb").write_bytes(b"not a SavedModel")
+    os.rename(tmp, base / str(version))
+
+
+def wait_for_text(read, text: str, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in read():
+        assert time.monotonic() < deadline, f"{text!r} not logged within {timeout}s:\n{read()[-3000:]}"
+        time.sleep(0.1)
+
+
+def test_sigterm_while_start_up_retries_a_failed_load_exits_within_seconds(tmp_path):
+    broken_version(tmp_path / "m", 1)
+    err = tmp_path / "stderr.log"
+    with open(err, "wb") as f:
+        proc = subprocess.Popen([sys.executable, "-m", "server", "--model_name=m",
+                                 f"--model_base_path={tmp_path / 'm'}", f"--port={free_port()}"],
+                                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=f,
+                                env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    try:
+        wait_for_text(err.read_text, "failed, retrying (1 of 5) in 60.0s")
+        start = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        assert time.monotonic() - start < 5
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_sigterm_while_a_new_version_keeps_failing_to_load_exits_within_seconds(tmp_path_factory):
+    base = tmp_path_factory.mktemp("retrying") / "m"
+    shutil.copytree(f"{shared_models(tmp_path_factory)}/hpt/1", base / "1")
+    with ServerProcess(["--model_name=m", f"--model_base_path={base}"]) as srv:
+        broken_version(base, 2)
+        wait_for_text(lambda: srv.stderr, "failed, retrying (1 of 5) in 60.0s")
+        start = time.monotonic()
+        assert srv.stop(timeout=30) == 0
+        assert time.monotonic() - start < 5
+
+
+def test_after_sigterm_new_grpc_calls_are_refused_at_once(tmp_path_factory):
+    models = shared_models(tmp_path_factory)
+    tmp = tmp_path_factory.mktemp("refuse")
+    (tmp / "batching.config").write_text("max_batch_size { value: 64 } batch_timeout_micros { value: 3000000 }")
+    with ServerProcess(["--model_name=hpt", f"--model_base_path={models}/hpt", "--enable_batching",
+                        f"--batching_parameters_file={tmp}/batching.config"]) as srv:
+        in_flight = threading.Thread(target=requests.post, args=(srv.rest_url + "/v1/models/hpt:predict",),
+                                     kwargs={"json": {"instances": [1.0]}, "timeout": 30})
+        in_flight.start()
+        time.sleep(0.5)  # the REST request now waits 3 s for its batch: the server is draining
+        req = predict_pb2.PredictRequest()
+        req.model_spec.name = "hpt"
+        req.inputs["x"].CopyFrom(tf.make_tensor_proto([1.0], tf.float32))
+        with grpc.insecure_channel(srv.grpc_target) as ch:
+            stub = prediction_service_pb2_grpc.PredictionServiceStub(ch)
+            grpc.channel_ready_future(ch).result(timeout=10)
+            srv.process.send_signal(signal.SIGTERM)
+            time.sleep(0.3)
+            start = time.monotonic()
+            with pytest.raises(grpc.RpcError) as e:
+                stub.Predict(req, timeout=10)
+            assert e.value.code() == grpc.StatusCode.UNAVAILABLE and time.monotonic() - start < 1
+        in_flight.join()
