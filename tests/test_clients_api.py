@@ -247,7 +247,7 @@ def test_rest_classify_and_regress_read_tf_servings_results_and_the_older_result
 
 @pytest.mark.parametrize("module", ["clients._config", "clients._errors", "clients._tensors",
                                     "clients._metadata", "clients._batching", "clients._base",
-                                    "clients._rest", "clients._grpc"])
+                                    "clients._rest", "clients._grpc", "clients._protos"])
 def test_docstring_examples_run(module):
     import doctest
     import importlib
