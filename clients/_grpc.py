@@ -24,11 +24,11 @@ import numpy as np
 from google.protobuf import json_format
 
 from clients._async import AsyncClient
-from clients._sync import SyncClient
 from clients._config import DEFAULT_MAX_REQUEST_BYTES, DEFAULT_TIMEOUT, RetryPolicy
 from clients._errors import RequestTooLargeError, ResponseFormatError, error_from_grpc
 from clients._metadata import ModelMetadata, ModelStatus, parse_metadata, parse_status
 from clients._protos import messages, stubs
+from clients._sync import SyncClient
 from clients._tensors import array_to_proto, proto_to_array
 from protocol import GRPC_PORT
 

@@ -23,11 +23,11 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from clients._async import AsyncClient
-from clients._sync import SyncClient
 from clients._config import DEFAULT_MAX_REQUEST_BYTES, DEFAULT_TIMEOUT, RetryPolicy
 from clients._errors import (DeadlineExceededError, RequestTooLargeError, ResponseFormatError,
                              UnavailableError, errors_for_status)
 from clients._metadata import ModelMetadata, ModelStatus, SignatureInfo, parse_metadata, parse_status
+from clients._sync import SyncClient
 from clients._tensors import from_json_value, to_json_value
 from protocol import REST_PORT, model_url, predict_url
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable
 
 import numpy as np
 
