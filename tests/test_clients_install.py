@@ -18,6 +18,7 @@ import textwrap
 import tomllib
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from server import ServerProcess
@@ -132,5 +133,5 @@ def test_the_base_install_calls_the_server_over_rest_and_grpc(client_env, tiny_m
         assert got["status"]["versions"][0]["state"] == "AVAILABLE", transport
         assert "text" in got["metadata"], transport
         assert got["predict"]["embedding"][0] == 2 and got["batched"]["embedding"][0] == 40, transport
-        assert got["first_rows"] == pytest.approx(got["predict_rows"], abs=1e-4), transport
-    assert out["rest"]["first_rows"] == pytest.approx(out["grpc"]["first_rows"], abs=1e-4)
+        np.testing.assert_allclose(got["first_rows"], got["predict_rows"], atol=1e-4, err_msg=transport)
+    np.testing.assert_allclose(out["rest"]["first_rows"], out["grpc"]["first_rows"], atol=1e-4)
