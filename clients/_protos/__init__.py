@@ -21,7 +21,7 @@ from pathlib import Path
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
-from clients._protos._compile import DESCRIPTOR_SET, HERE, compile_descriptor_set
+from clients._protos._compile import DESCRIPTOR_SET, HERE
 
 __all__ = ["messages", "stubs", "SERVICE_PACKAGE"]
 
@@ -31,12 +31,30 @@ _PACKAGES = ("tensorflow", "tensorflow.error", SERVICE_PACKAGE)
 
 def _descriptor_set() -> bytes:
     built = HERE / DESCRIPTOR_SET
-    if not built.exists():  # a source checkout that was never built
-        import tempfile
-
-        with tempfile.TemporaryDirectory() as tmp:
-            return compile_descriptor_set(Path(tmp) / DESCRIPTOR_SET).read_bytes()
+    if not built.exists():  # a source checkout that was never built: compile once, beside the sources
+        built = _compile_in_subprocess(built)
     return built.read_bytes()
+
+
+def _compile_in_subprocess(target: Path) -> Path:
+    """protoc in a child process: grpc_tools' compiler crashes a process that has loaded
+    TensorFlow (both bring their own protobuf); written to a temporary name, then moved
+    into place, so concurrent first uses do not see half a file."""
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    folder = target.parent if os.access(target.parent, os.W_OK) else Path(tempfile.mkdtemp())
+    fd, tmp = tempfile.mkstemp(prefix=".tfserving-", suffix=".binpb", dir=folder)
+    os.close(fd)
+    os.chmod(tmp, 0o644)
+    run = subprocess.run([sys.executable, str(HERE / "_compile.py"), tmp], capture_output=True, text=True)
+    if run.returncode != 0:
+        os.unlink(tmp)
+        raise ImportError(f"cannot compile the TF Serving protos in {HERE}: {run.stderr.strip()[-2000:]}")
+    os.replace(tmp, folder / target.name)
+    return folder / target.name
 
 
 @functools.lru_cache(maxsize=None)
