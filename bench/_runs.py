@@ -353,9 +353,9 @@ def warmup(version_dir: Path, cfg: Config) -> dict:
 
     texts = make_corpus(cfg.steady_requests + 1)
     rows = []
-    from clients._grpc import apis
+    from clients._protos import messages
 
-    apis()  # import the gRPC stubs (and TensorFlow's protos) now, not inside the first timed start
+    messages()  # build the gRPC message classes now, not inside the first timed start
     with tempfile.TemporaryDirectory(prefix="bench-warmup-") as tmp:
         bases = {}
         source = "export"

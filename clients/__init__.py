@@ -3,8 +3,9 @@
     RestClient / GrpcClient              blocking; requests / grpcio
     AsyncRestClient / AsyncGrpcClient    asyncio; httpx / grpc.aio
 
-All four have the same methods with the same arguments (`timeout` in seconds
-everywhere) and return the same results: `predict`, `predict_batched`,
+All four take the server's address first (`address`: a URL for REST, a gRPC
+target for gRPC) and the same settings, have the same methods with the same
+arguments (`timeout` in seconds everywhere) and return the same results: `predict`, `predict_batched`,
 `classify`, `regress`, `metadata`, `status`, `wait_until_available`. Errors
 from either transport are the same `ServingError` subclasses.
 
@@ -17,8 +18,8 @@ from either transport are the same `ServingError` subclasses.
 
 Command line: `python -m clients predict --model minilm --text "hello"`.
 """
-from clients._async import AsyncGrpcClient, AsyncRestClient
-from clients._base import AsyncClient, BaseClient, SyncClient
+from clients._async import AsyncClient
+from clients._base import BaseClient
 from clients._batching import BatchResult
 from clients._config import (DEFAULT_BATCH_SIZE, DEFAULT_CONCURRENCY, DEFAULT_MAX_REQUEST_BYTES,
                              DEFAULT_TIMEOUT, NOT_GIVEN, NotGiven, RetryPolicy)
@@ -27,9 +28,10 @@ from clients._errors import (AbortedError, BatchPredictionError, DeadlineExceede
                              RequestCancelledError, RequestTooLargeError, ResourceExhaustedError,
                              ResponseFormatError, RetryableError, ServingError, UnauthenticatedError,
                              UnavailableError, UnimplementedError, error_from_grpc, errors_for_status)
-from clients._grpc import GrpcClient
+from clients._grpc import AsyncGrpcClient, GrpcClient
 from clients._metadata import ModelMetadata, ModelStatus, SignatureInfo, VersionStatus
-from clients._rest import RestClient
+from clients._rest import AsyncRestClient, RestClient
+from clients._sync import SyncClient
 from clients._tensors import TensorSpec
 
 __all__ = [

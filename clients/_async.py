@@ -1,8 +1,9 @@
-"""asyncio twins of the clients: `AsyncRestClient` (httpx) and `AsyncGrpcClient` (grpc.aio).
+"""The asyncio API: `AsyncClient` defines the `SyncClient` methods as coroutines for
+`AsyncRestClient` (httpx) and `AsyncGrpcClient` (grpc.aio).
 
-Same methods, arguments and results as `RestClient`/`GrpcClient`, as
-coroutines; `predict_batched` runs its requests as asyncio tasks. Make them
-inside the running event loop and close them there (`async with`).
+Same methods, arguments and results as `RestClient`/`GrpcClient`;
+`predict_batched` runs its requests as asyncio tasks. Make the clients inside
+the running event loop and close them there (`async with`).
 
 >>> import asyncio
 >>> from clients import AsyncGrpcClient
@@ -15,112 +16,138 @@ inside the running event loop and close them there (`async with`).
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+import asyncio
+from typing import Any, Mapping
 
-import grpc
-import grpc.aio
-import httpx
+import numpy as np
 
-from clients._base import AsyncClient
-from clients._config import DEFAULT_MAX_REQUEST_BYTES, DEFAULT_TIMEOUT, RetryPolicy
-from clients._errors import DeadlineExceededError, UnavailableError, error_from_grpc
-from clients._grpc import GrpcCodec, make_channel_options
-from clients._rest import RestCodec
-from protocol import GRPC_PORT, REST_PORT
+from clients._base import BaseClient, Inputs, Retries, StatusPoll
+from clients._batching import BatchResult, run_async
+from clients._config import DEFAULT_BATCH_SIZE, DEFAULT_CONCURRENCY, NOT_GIVEN, RetryPolicy
+from clients._errors import RetryableError, UnimplementedError
+from clients._metadata import ModelMetadata, ModelStatus, SignatureInfo
+from protocol import DEFAULT_SIGNATURE
 
-__all__ = ["AsyncRestClient", "AsyncGrpcClient"]
-
-_JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
+__all__ = ["AsyncClient"]
 
 
-class AsyncRestClient(AsyncClient):
-    """TF Serving's REST API over a pooled `httpx.AsyncClient`."""
-
-    transport = "rest"
-
-    def __init__(self, url: str = f"http://localhost:{REST_PORT}", *, timeout: float | None = DEFAULT_TIMEOUT,
-                 max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES, retry: RetryPolicy | None = RetryPolicy(),
-                 request_format: str = "columnar", pool_size: int = 32):
-        super().__init__(timeout=timeout, max_request_bytes=max_request_bytes, retry=retry)
-        self._codec = RestCodec(url, self.max_request_bytes, request_format)
-        self._address = self.url = self._codec.url
-        self._http = httpx.AsyncClient(
-            headers=_JSON_HEADERS, timeout=None, trust_env=False,
-            limits=httpx.Limits(max_connections=pool_size, max_keepalive_connections=pool_size))
-
-    async def close(self) -> None:
-        await self._http.aclose()
-
-    async def _call(self, method: str, url: str, body: bytes | None, timeout) -> tuple[int, bytes]:
-        try:
-            response = await self._http.request(method, url, content=body, timeout=timeout)
-            return response.status_code, response.content
-        except httpx.TimeoutException as exc:
-            raise DeadlineExceededError(f"no answer from {url} within timeout={timeout} s; raise the "
-                                        f"timeout or send fewer rows per request") from exc
-        except httpx.TransportError as exc:
-            raise UnavailableError(f"cannot reach {url}: {exc!r}") from exc
+class AsyncClient(BaseClient):
+    """The asyncio API: the same methods as `SyncClient`, as coroutines."""
 
     async def _send_predict(self, model, arrays, sig, signature_name, version, label, timeout):
-        url, body = self._codec.predict_request(model, arrays, sig, signature_name, version, label)
-        return self._codec.predict_response(*(await self._call("POST", url, body, timeout)), sig)
+        raise NotImplementedError
 
     async def _send_examples(self, verb, model, examples, context, signature_name, version, label, timeout):
-        url, body = self._codec.examples_request(verb, model, examples, context, signature_name, version, label)
-        return self._codec.examples_response(verb, *(await self._call("POST", url, body, timeout)))
+        raise NotImplementedError
 
-    async def _fetch_metadata(self, model, version, label, timeout):
-        url = self._codec.metadata_url(model, version, label)
-        return self._codec.metadata_response(model, *(await self._call("GET", url, None, timeout)))
+    async def _fetch_metadata(self, model, version, label, timeout) -> ModelMetadata:
+        raise NotImplementedError
 
-    async def _fetch_status(self, model, version, label, timeout):
-        url = self._codec.status_url(model, version, label)
-        return self._codec.status_response(model, *(await self._call("GET", url, None, timeout)))
-
-
-class AsyncGrpcClient(AsyncClient):
-    """TF Serving's gRPC API over a `grpc.aio` channel."""
-
-    transport = "grpc"
-
-    def __init__(self, target: str = f"localhost:{GRPC_PORT}", *, timeout: float | None = DEFAULT_TIMEOUT,
-                 max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES, retry: RetryPolicy | None = RetryPolicy(),
-                 credentials: grpc.ChannelCredentials | None = None,
-                 channel_options: Sequence[tuple[str, Any]] = ()):
-        super().__init__(timeout=timeout, max_request_bytes=max_request_bytes, retry=retry)
-        self._codec = GrpcCodec(self.max_request_bytes)
-        self._address = self.target = target
-        options = make_channel_options(self.max_request_bytes, channel_options)
-        self._channel = (grpc.aio.secure_channel(target, credentials, options=options) if credentials
-                         else grpc.aio.insecure_channel(target, options=options))
-        a = self._codec.apis
-        self._predictions = a.prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
-        self._models = a.model_service_pb2_grpc.ModelServiceStub(self._channel)
+    async def _fetch_status(self, model, version, label, timeout) -> ModelStatus:
+        raise NotImplementedError
 
     async def close(self) -> None:
-        await self._channel.close()
+        raise NotImplementedError
 
-    @staticmethod
-    async def _call(method, request, timeout):
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc_info) -> None:
+        await self.close()
+
+    async def predict(self, model: str, inputs: Inputs, *, signature_name: str = DEFAULT_SIGNATURE,
+                      version: int | None = None, label: str | None = None,
+                      timeout: float | None = NOT_GIVEN) -> dict[str, np.ndarray]:
+        """`SyncClient.predict`, awaitable.
+
+        >>> (await client.predict("minilm", ["hello"]))["embedding"].shape  # doctest: +SKIP
+        (1, 384)
+        """
+        self._check_version(version, label)
+        timeout = self._timeout(timeout)
+        sig = await self._signature(model, signature_name, version, label, timeout)
+        arrays = self._prepare(inputs, sig, signature_name)
+        return await self._send_predict(model, arrays, sig, signature_name, version, label, timeout)
+
+    async def classify(self, model: str, examples: list[Mapping[str, Any]], *,
+                       context: Mapping[str, Any] | None = None, signature_name: str = DEFAULT_SIGNATURE,
+                       version: int | None = None, label: str | None = None,
+                       timeout: float | None = NOT_GIVEN) -> dict[str, np.ndarray]:
+        """`SyncClient.classify`, awaitable."""
+        self._check_version(version, label)
+        return await self._send_examples("classify", model, examples, context, signature_name,
+                                         version, label, self._timeout(timeout))
+
+    async def regress(self, model: str, examples: list[Mapping[str, Any]], *,
+                      context: Mapping[str, Any] | None = None, signature_name: str = DEFAULT_SIGNATURE,
+                      version: int | None = None, label: str | None = None,
+                      timeout: float | None = NOT_GIVEN) -> dict[str, np.ndarray]:
+        """`SyncClient.regress`, awaitable."""
+        self._check_version(version, label)
+        return await self._send_examples("regress", model, examples, context, signature_name,
+                                         version, label, self._timeout(timeout))
+
+    async def metadata(self, model: str, *, version: int | None = None, label: str | None = None,
+                       timeout: float | None = NOT_GIVEN) -> ModelMetadata:
+        """`SyncClient.metadata`, awaitable."""
+        self._check_version(version, label)
+        return await self._fetch_metadata(model, version, label, self._timeout(timeout))
+
+    async def status(self, model: str, *, version: int | None = None, label: str | None = None,
+                     timeout: float | None = NOT_GIVEN) -> ModelStatus:
+        """`SyncClient.status`, awaitable."""
+        self._check_version(version, label)
+        return await self._fetch_status(model, version, label, self._timeout(timeout))
+
+    async def wait_until_available(self, model: str, timeout: float | None = NOT_GIVEN, *,
+                                   version: int | None = None, label: str | None = None,
+                                   poll_interval: float = 0.25) -> ModelStatus:
+        """`SyncClient.wait_until_available`, awaitable."""
+        self._check_version(version, label)
+        poll = StatusPoll(model, self._timeout(timeout), poll_interval)
+        while True:
+            call_timeout = poll.call_timeout()
+            try:
+                answer = await self._fetch_status(model, version, label, call_timeout)
+            except StatusPoll.NOT_YET as exc:
+                answer = exc
+            if poll.done(answer):
+                return answer
+            await asyncio.sleep(poll.pause())
+
+    async def predict_batched(self, model: str, inputs: Inputs, *, batch_size: int = DEFAULT_BATCH_SIZE,
+                              concurrency: int = DEFAULT_CONCURRENCY, signature_name: str = DEFAULT_SIGNATURE,
+                              version: int | None = None, label: str | None = None,
+                              timeout: float | None = NOT_GIVEN, retry: RetryPolicy | None = NOT_GIVEN,
+                              on_error: str = "raise", progress: bool | None = None,
+                              sort_by_length: bool = True) -> BatchResult:
+        """`SyncClient.predict_batched`, awaitable (requests are asyncio tasks, not threads).
+
+        >>> result = await client.predict_batched("minilm", texts, concurrency=8)  # doctest: +SKIP
+        """
+        self._check_version(version, label)
+        timeout = self._timeout(timeout)
+        policy = self._retry_policy(retry)
+        retries = Retries(policy)
+        while True:
+            try:
+                sig = await self._signature(model, signature_name, version, label, timeout)
+                break
+            except RetryableError as exc:
+                await asyncio.sleep(retries.pause_after(exc))
+        run = self._batch_run(self._prepare(inputs, sig, signature_name), batch_size, concurrency,
+                              policy, on_error, progress, sort_by_length)
+        await run_async(run, lambda rows: self._send_predict(model, rows, sig, signature_name, version,
+                                                             label, timeout), concurrency)
+        return run.result(on_error)
+
+    async def _signature(self, model, signature_name, version, label, timeout) -> SignatureInfo | None:
+        key = (model, signature_name, version, label)
+        cached = self._cached_signature(key)
+        if cached is not False:
+            return cached
         try:
-            return await method(request, timeout=timeout)
-        except grpc.RpcError as exc:  # grpc.aio.AioRpcError is one
-            raise error_from_grpc(exc) from exc
-
-    async def _send_predict(self, model, arrays, sig, signature_name, version, label, timeout):
-        request = self._codec.predict_request(model, arrays, signature_name, version, label)
-        return self._codec.predict_response(await self._call(self._predictions.Predict, request, timeout))
-
-    async def _send_examples(self, verb, model, examples, context, signature_name, version, label, timeout):
-        request = self._codec.examples_request(verb, model, examples, context, signature_name, version, label)
-        method = self._predictions.Classify if verb == "classify" else self._predictions.Regress
-        return self._codec.examples_response(verb, await self._call(method, request, timeout))
-
-    async def _fetch_metadata(self, model, version, label, timeout):
-        request = self._codec.metadata_request(model, version, label)
-        return self._codec.metadata_response(
-            model, await self._call(self._predictions.GetModelMetadata, request, timeout))
-
-    async def _fetch_status(self, model, version, label, timeout):
-        request = self._codec.status_request(model, version, label)
-        return self._codec.status_response(model, await self._call(self._models.GetModelStatus, request, timeout))
+            meta = await self._fetch_metadata(model, version, label, timeout)
+        except UnimplementedError:  # a server without metadata: send the inputs as given
+            meta = None
+        return self._remember(key, meta)

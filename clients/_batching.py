@@ -3,7 +3,8 @@
 A run is a queue of row ranges `[start, stop)`:
 
 * planned up front: at most `batch_size` rows and an estimated serialized size
-  under the transport's limit per request; with `sort_by_length` (the default)
+  under the transport's limit per request (the codec's `row_nbytes`
+  estimates each row's serialized size); with `sort_by_length` (the default)
   rows are first ordered by their size, so texts of similar length share a
   request and the server pads each batch less (measured in bench/: 2.5x the
   throughput on a mixed-length corpus at batch 32); results are put back in
@@ -36,7 +37,6 @@ from clients._config import RetryPolicy
 from clients._errors import (BatchPredictionError, InvalidArgumentError, NotFoundError,
                              PermissionDeniedError, ResponseFormatError, RetryableError,
                              ServingError, UnauthenticatedError, UnimplementedError)
-from clients._tensors import row_nbytes
 
 __all__ = ["BatchResult", "plan_chunks", "run_sync", "run_async"]
 
@@ -139,14 +139,15 @@ def _fill_value(dtype: np.dtype):
 class _BatchRun:
     """The bookkeeping of one run; only ever touched by the driving thread or task."""
 
-    def __init__(self, arrays: Mapping[str, np.ndarray], *, transport: str, batch_size: int,
+    def __init__(self, arrays: Mapping[str, np.ndarray], *,
+                 row_nbytes: Callable[[np.ndarray], np.ndarray], batch_size: int,
                  max_request_bytes: int, retry: RetryPolicy, progress: bool | None,
                  sort_by_length: bool = True):
         self.n = _num_rows(arrays)
         self.retry = retry
         sizes = np.zeros(self.n, dtype=np.int64)
         for arr in arrays.values():
-            sizes += row_nbytes(arr, transport)
+            sizes += row_nbytes(arr)
         # Positions below are in sorted order; result() maps them back to input order.
         self.order = np.argsort(sizes, kind="stable") if sort_by_length else None
         if self.order is not None:

@@ -1,4 +1,5 @@
-"""REST transport: TF Serving's JSON API over a pooled `requests.Session`.
+"""REST transport: TF Serving's JSON API; `RestClient` over a pooled `requests.Session`,
+`AsyncRestClient` over a pooled `httpx.AsyncClient`.
 
 Requests use the columnar format (`{"inputs": {...}}` -> `{"outputs": ...}`)
 unless `request_format="row"` (`{"instances": [...]}` -> `{"predictions": [...]}`).
@@ -16,19 +17,23 @@ import base64
 import json
 from typing import Any, Mapping
 
+import httpx
 import numpy as np
 import requests
 from requests.adapters import HTTPAdapter
 
-from clients._base import SyncClient
+from clients._async import AsyncClient
 from clients._config import DEFAULT_MAX_REQUEST_BYTES, DEFAULT_TIMEOUT, RetryPolicy
 from clients._errors import (DeadlineExceededError, RequestTooLargeError, ResponseFormatError,
                              UnavailableError, errors_for_status)
 from clients._metadata import ModelMetadata, ModelStatus, SignatureInfo, parse_metadata, parse_status
+from clients._sync import SyncClient
 from clients._tensors import from_json_value, to_json_value
 from protocol import REST_PORT, model_url, predict_url
 
-__all__ = ["RestClient", "RestCodec", "REQUEST_FORMATS"]
+DEFAULT_ADDRESS = f"http://localhost:{REST_PORT}"
+
+__all__ = ["RestClient", "AsyncRestClient", "RestCodec", "REQUEST_FORMATS"]
 
 REQUEST_FORMATS = ("columnar", "row")
 _JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
@@ -95,7 +100,8 @@ class RestCodec:
     def examples_response(self, verb: str, status: int, content: bytes) -> dict[str, np.ndarray]:
         body = self.check(status, content)
         try:
-            results = body["result"] if "result" in body else body["results"]
+            # TF Serving answers "results"; older versions of this project's server said "result"
+            results = body["results"] if "results" in body else body["result"]
             if verb == "regress":
                 return {"outputs": np.asarray(results, dtype=np.float32).reshape(len(results))}
             k = max((len(r) for r in results), default=0)
@@ -107,7 +113,8 @@ class RestCodec:
                     scores[i, j] = score
             return {"classes": classes, "scores": scores}
         except (KeyError, TypeError, ValueError) as exc:
-            raise ResponseFormatError(f"a {verb} response needs 'result' in TF Serving's format: {exc!r}") from exc
+            raise ResponseFormatError(f"a {verb} response needs 'results' (or 'result') in TF Serving's "
+                                      f"format: {exc!r}") from exc
 
     # ---------------------------------------------------------------- metadata / status
     def metadata_url(self, model, version, label) -> str:
@@ -121,6 +128,23 @@ class RestCodec:
 
     def status_response(self, model, status, content) -> ModelStatus:
         return parse_status(self.check(status, content), model)
+
+    # ---------------------------------------------------------------- sizes
+    @staticmethod
+    def row_nbytes(arr: np.ndarray) -> np.ndarray:
+        """An upper estimate of the JSON text each row (along axis 0) adds to a request.
+
+        >>> RestCodec.row_nbytes(np.array(["ab", 'say "hi"'], dtype=object)).tolist()
+        [6, 22]
+        """
+        n = arr.shape[0]
+        per_row = int(np.prod(arr.shape[1:], dtype=np.int64))
+        if arr.dtype == object:
+            flat = arr.reshape(n, -1) if n else arr.reshape(0, per_row)
+            return np.fromiter((sum(_json_len(x) for x in row) for row in flat), dtype=np.int64, count=n)
+        # floats print up to ~25 characters, ints up to 21, bools 5, plus ", "
+        width = {"f": 26, "i": 22, "u": 22, "b": 7}.get(arr.dtype.kind, 26)
+        return np.full(n, per_row * width + 2 * max(1, arr.ndim), dtype=np.int64)
 
     # ---------------------------------------------------------------- shared
     def _dump(self, body: Mapping[str, Any]) -> bytes:
@@ -146,6 +170,16 @@ class RestCodec:
         if not isinstance(body, dict):
             raise ResponseFormatError(f"expected a JSON object, got {content[:200]!r}")
         return body
+
+
+def _json_len(x: Any) -> int:
+    if isinstance(x, bytes):
+        return 4 * ((len(x) + 2) // 3) + 12  # {"b64": "..."},
+    text = x if isinstance(x, str) else str(x)
+    raw = len(text.encode("utf-8"))
+    # escapes: quotes, backslashes and control characters grow (at most \u00XX = 6 bytes)
+    specials = sum(1 for c in text if c in '"\\' or c < " ")
+    return raw + 5 * specials + 4
 
 
 def _is_named(value: Any) -> bool:
@@ -182,7 +216,42 @@ def _example_json(value: Any) -> Any:
     return value
 
 
-class RestClient(SyncClient):
+class _RestTransport:
+    """What `RestClient` and `AsyncRestClient` share: the codec and the hooks around one `_call`."""
+
+    _codec: RestCodec
+
+    def _setup(self, url: str | None, request_format: str) -> None:
+        if url is not None:  # the keyword's name before every client took `address`
+            self.address = url
+        self._codec = RestCodec(self.address, self.max_request_bytes, request_format)
+        self.address = self._codec.url
+
+    @property
+    def url(self) -> str:
+        """The server's base URL (`address`, normalised)."""
+        return self.address
+
+    def _request_predict(self, model, arrays, sig, signature_name, version, label):
+        return ("POST", *self._codec.predict_request(model, arrays, sig, signature_name, version, label))
+
+    def _request_examples(self, verb, model, examples, context, signature_name, version, label):
+        return ("POST", *self._codec.examples_request(verb, model, examples, context, signature_name,
+                                                      version, label))
+
+    def _request_metadata(self, model, version, label):
+        return "GET", self._codec.metadata_url(model, version, label), None
+
+    def _request_status(self, model, version, label):
+        return "GET", self._codec.status_url(model, version, label), None
+
+
+def _deadline_exceeded(url: str, timeout) -> DeadlineExceededError:
+    return DeadlineExceededError(f"no answer from {url} within timeout={timeout} s; raise the "
+                                 f"timeout or send fewer rows per request")
+
+
+class RestClient(_RestTransport, SyncClient):
     """TF Serving's REST API with a pooled, keep-alive `requests.Session`.
 
     >>> with RestClient("http://localhost:8501", timeout=10) as client:   # doctest: +SKIP
@@ -191,14 +260,11 @@ class RestClient(SyncClient):
     (3, 384)
     """
 
-    transport = "rest"
-
-    def __init__(self, url: str = f"http://localhost:{REST_PORT}", *, timeout: float | None = DEFAULT_TIMEOUT,
+    def __init__(self, address: str = DEFAULT_ADDRESS, *, timeout: float | None = DEFAULT_TIMEOUT,
                  max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES, retry: RetryPolicy | None = RetryPolicy(),
-                 request_format: str = "columnar", pool_size: int = 32):
-        super().__init__(timeout=timeout, max_request_bytes=max_request_bytes, retry=retry)
-        self._codec = RestCodec(url, self.max_request_bytes, request_format)
-        self._address = self.url = self._codec.url
+                 request_format: str = "columnar", pool_size: int = 32, url: str | None = None):
+        super().__init__(address, timeout=timeout, max_request_bytes=max_request_bytes, retry=retry)
+        self._setup(url, request_format)
         self._session = requests.Session()
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
         self._session.mount("http://", adapter)
@@ -212,23 +278,63 @@ class RestClient(SyncClient):
             response = self._session.request(method, url, data=body, headers=_JSON_HEADERS, timeout=timeout)
             return response.status_code, response.content
         except requests.exceptions.Timeout as exc:
-            raise DeadlineExceededError(f"no answer from {url} within timeout={timeout} s; raise the "
-                                        f"timeout or send fewer rows per request") from exc
+            raise _deadline_exceeded(url, timeout) from exc
         except requests.exceptions.RequestException as exc:
             raise UnavailableError(f"cannot reach {url}: {exc}") from exc
 
     def _send_predict(self, model, arrays, sig, signature_name, version, label, timeout):
-        url, body = self._codec.predict_request(model, arrays, sig, signature_name, version, label)
-        return self._codec.predict_response(*self._call("POST", url, body, timeout), sig)
+        request = self._request_predict(model, arrays, sig, signature_name, version, label)
+        return self._codec.predict_response(*self._call(*request, timeout), sig)
 
     def _send_examples(self, verb, model, examples, context, signature_name, version, label, timeout):
-        url, body = self._codec.examples_request(verb, model, examples, context, signature_name, version, label)
-        return self._codec.examples_response(verb, *self._call("POST", url, body, timeout))
+        request = self._request_examples(verb, model, examples, context, signature_name, version, label)
+        return self._codec.examples_response(verb, *self._call(*request, timeout))
 
     def _fetch_metadata(self, model, version, label, timeout):
-        url = self._codec.metadata_url(model, version, label)
-        return self._codec.metadata_response(model, *self._call("GET", url, None, timeout))
+        request = self._request_metadata(model, version, label)
+        return self._codec.metadata_response(model, *self._call(*request, timeout))
 
     def _fetch_status(self, model, version, label, timeout):
-        url = self._codec.status_url(model, version, label)
-        return self._codec.status_response(model, *self._call("GET", url, None, timeout))
+        request = self._request_status(model, version, label)
+        return self._codec.status_response(model, *self._call(*request, timeout))
+
+
+class AsyncRestClient(_RestTransport, AsyncClient):
+    """`RestClient`, awaitable, over a pooled `httpx.AsyncClient`."""
+
+    def __init__(self, address: str = DEFAULT_ADDRESS, *, timeout: float | None = DEFAULT_TIMEOUT,
+                 max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES, retry: RetryPolicy | None = RetryPolicy(),
+                 request_format: str = "columnar", pool_size: int = 32, url: str | None = None):
+        super().__init__(address, timeout=timeout, max_request_bytes=max_request_bytes, retry=retry)
+        self._setup(url, request_format)
+        self._http = httpx.AsyncClient(
+            headers=_JSON_HEADERS, timeout=None, trust_env=False,
+            limits=httpx.Limits(max_connections=pool_size, max_keepalive_connections=pool_size))
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def _call(self, method: str, url: str, body: bytes | None, timeout) -> tuple[int, bytes]:
+        try:
+            response = await self._http.request(method, url, content=body, timeout=timeout)
+            return response.status_code, response.content
+        except httpx.TimeoutException as exc:
+            raise _deadline_exceeded(url, timeout) from exc
+        except httpx.TransportError as exc:
+            raise UnavailableError(f"cannot reach {url}: {exc!r}") from exc
+
+    async def _send_predict(self, model, arrays, sig, signature_name, version, label, timeout):
+        request = self._request_predict(model, arrays, sig, signature_name, version, label)
+        return self._codec.predict_response(*(await self._call(*request, timeout)), sig)
+
+    async def _send_examples(self, verb, model, examples, context, signature_name, version, label, timeout):
+        request = self._request_examples(verb, model, examples, context, signature_name, version, label)
+        return self._codec.examples_response(verb, *(await self._call(*request, timeout)))
+
+    async def _fetch_metadata(self, model, version, label, timeout):
+        request = self._request_metadata(model, version, label)
+        return self._codec.metadata_response(model, *(await self._call(*request, timeout)))
+
+    async def _fetch_status(self, model, version, label, timeout):
+        request = self._request_status(model, version, label)
+        return self._codec.status_response(model, *(await self._call(*request, timeout)))

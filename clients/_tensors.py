@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable
 
 import numpy as np
 
@@ -29,7 +29,6 @@ __all__ = [
     "from_json_value",
     "array_to_proto",
     "proto_to_array",
-    "row_nbytes",
     "STRING",
 ]
 
@@ -325,41 +324,3 @@ def _fill(flat: np.ndarray, shape: tuple, size: int, dtype) -> np.ndarray:
     out[:flat.size] = flat
     out[flat.size:] = flat[-1]
     return out.reshape(shape)
-
-
-# ---------------------------------------------------------------------------- sizes
-
-def row_nbytes(arr: np.ndarray, transport: str) -> np.ndarray:
-    """Estimated serialized bytes each row (along axis 0) adds to a request.
-
-    `transport` is "grpc" (exact for numbers, +/- a few bytes for strings) or
-    "rest" (an upper estimate of the JSON text).
-    """
-    n = arr.shape[0]
-    per_row = int(np.prod(arr.shape[1:], dtype=np.int64))
-    if arr.dtype == object:
-        flat = arr.reshape(n, -1) if n else arr.reshape(0, per_row)
-        if transport == "grpc":
-            return np.fromiter((sum(len(_utf8(x)) + 3 + (len(_utf8(x)) > 127) * 2 for x in row)
-                                for row in flat), dtype=np.int64, count=n)
-        return np.fromiter((sum(_json_len(x) for x in row) for row in flat), dtype=np.int64, count=n)
-    if transport == "grpc":
-        return np.full(n, per_row * arr.dtype.itemsize, dtype=np.int64)
-    # JSON: floats print up to ~25 characters, ints up to 21, bools 5, plus ", "
-    width = {"f": 26, "i": 22, "u": 22, "b": 7}.get(arr.dtype.kind, 26)
-    return np.full(n, per_row * width + 2 * max(1, arr.ndim), dtype=np.int64)
-
-
-def _utf8(x: Any) -> bytes:
-    return x.encode("utf-8") if isinstance(x, str) else bytes(x)
-
-
-def _json_len(x: Any) -> int:
-    if isinstance(x, bytes):
-        return 4 * ((len(x) + 2) // 3) + 12  # {"b64": "..."},
-    text = x if isinstance(x, str) else str(x)
-    raw = len(text.encode("utf-8"))
-    # escapes: quotes, backslashes and control characters grow (at most \u00XX = 6 bytes)
-    specials = sum(1 for c in text if c in '"\\' or c < " ")
-    return raw + 5 * specials + 4
-

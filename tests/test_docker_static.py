@@ -148,7 +148,8 @@ def serving_cmd() -> list[str]:
 
 
 def pinned(name: str) -> str:
-    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    deps = project["dependencies"] + [d for extra in project["optional-dependencies"].values() for d in extra]
     for dep in deps:
         m = re.fullmatch(rf"{re.escape(name)}==([\w.]+)", dep.replace(" ", ""))
         if m:
