@@ -22,7 +22,7 @@ READY_LINE = "OpenAI embeddings API on"
 class GatewayProcess:
     """`python -m gateway ARGS --host 127.0.0.1 --port FREE`; `.base_url` is what `OpenAI(base_url=...)` takes."""
 
-    def __init__(self, args=(), *, timeout: float = 60.0, env=None, python: str = sys.executable):
+    def __init__(self, args=(), *, timeout: float = 120.0, env=None, python: str = sys.executable):
         self.args = list(args)
         self.host = "127.0.0.1"
         with socket.socket() as s:
