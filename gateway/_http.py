@@ -17,6 +17,7 @@ import asyncio
 import dataclasses
 import logging
 import time
+from http import HTTPStatus
 from typing import Awaitable, Callable
 
 import h11
@@ -170,7 +171,11 @@ class HttpServer:
     async def _send(conn: h11.Connection, writer: asyncio.StreamWriter, response: Response) -> None:
         headers = [("content-type", response.content_type), ("content-length", str(len(response.body))),
                    *response.headers]
-        writer.write(conn.send(h11.Response(status_code=response.status, headers=headers)))
+        try:
+            reason = HTTPStatus(response.status).phrase.encode()
+        except ValueError:
+            reason = b""
+        writer.write(conn.send(h11.Response(status_code=response.status, headers=headers, reason=reason)))
         writer.write(conn.send(h11.Data(data=response.body)))
         writer.write(conn.send(h11.EndOfMessage()))
         await writer.drain()
