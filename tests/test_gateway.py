@@ -237,6 +237,12 @@ def test_public_names():
     assert {"Gateway", "GatewayConfig", "GatewayProcess", "main"} <= set(gateway.__all__)
 
 
+def test_importing_the_gateway_imports_no_tensorflow_torch_or_transformers():
+    probe = "import sys, gateway; print(sorted(m for m in ('tensorflow', 'torch', 'transformers') if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stderr
+
+
 # -- the real model ------------------------------------------------------------------------------
 
 @pytest.mark.slow
