@@ -17,8 +17,9 @@ ENV PIP_NO_CACHE_DIR=1 \
 
 WORKDIR /opt/tfserving-transformers
 
-# Only what the gateway imports: the protocol facts, the clients, the gateway.
-COPY pyproject.toml README.md ./
+# Only what the gateway imports: the protocol facts, the clients, the gateway
+# (setup.py, where present, compiles the clients' gRPC messages at install time).
+COPY pyproject.toml README.md setup.py* ./
 COPY protocol/ protocol/
 COPY clients/ clients/
 COPY gateway/ gateway/
