@@ -45,6 +45,9 @@ def measure(model_dir: Path, requests: int, sizes: list[int]) -> list[dict]:
             texts = [f"{TEXT} {i}" for i in range(n)]
             paths = {
                 "direct gRPC (text signature)": lambda: direct.predict(name, {"text": texts}, signature_name="text"),
+                # the gateway's second upstream call (usage), run beside the text call
+                "direct gRPC (token_count signature)": lambda: direct.predict(name, {"text": texts},
+                                                                              signature_name="token_count"),
                 "gateway, httpx, float": lambda: http.post("/embeddings", json={
                     "model": name, "input": texts, "encoding_format": "float"}).raise_for_status(),
                 "gateway, httpx, base64": lambda: http.post("/embeddings", json={
