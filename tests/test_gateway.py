@@ -237,6 +237,15 @@ def test_public_names():
     assert {"Gateway", "GatewayConfig", "GatewayProcess", "main"} <= set(gateway.__all__)
 
 
+@pytest.mark.parametrize("module", ["_errors", "_embeddings", "_models", "_http", "_app", "_process"])
+def test_docstring_examples_run(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(f"gateway.{module}"), optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0
+
+
 def test_importing_the_gateway_imports_no_tensorflow_torch_or_transformers():
     probe = "import sys, gateway; print(sorted(m for m in ('tensorflow', 'torch', 'transformers') if m in sys.modules))"
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, timeout=120)
