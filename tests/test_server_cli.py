@@ -4,6 +4,7 @@ Unix socket, and SIGTERM draining requests in flight before exiting 0."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -25,7 +26,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def run_server(*flags, timeout=120):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = dict(os.environ)  # the server sets its own TensorFlow environment defaults
     return subprocess.run([sys.executable, "-m", "server", *flags], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=timeout)
 
@@ -182,7 +183,7 @@ def test_sigterm_while_start_up_retries_a_failed_load_exits_within_seconds(tmp_p
         proc = subprocess.Popen([sys.executable, "-m", "server", "--model_name=m",
                                  f"--model_base_path={tmp_path / 'm'}", f"--port={free_port()}"],
                                 cwd=ROOT, stdout=subprocess.DEVNULL, stderr=f,
-                                env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+                                env=dict(os.environ))
     try:
         wait_for_text(err.read_text, "failed, retrying (1 of 5) in 60.0s")
         start = time.monotonic()
@@ -228,3 +229,18 @@ def test_after_sigterm_new_grpc_calls_are_refused_at_once(tmp_path_factory):
                 stub.Predict(req, timeout=10)
             assert e.value.code() == grpc.StatusCode.UNAVAILABLE and time.monotonic() - start < 1
         in_flight.join()
+
+
+SERVER_LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [IWE] server\] ")
+SERVER_STDOUT = re.compile(r"^(Running gRPC ModelServer at |Exporting HTTP/REST API at:|Model \w+: versions )")
+
+
+def test_start_up_prints_only_the_servers_own_lines(tmp_path_factory):
+    models = shared_models(tmp_path_factory)
+    with ServerProcess(["--model_name=warm", f"--model_base_path={models}/warm"], env={**os.environ}) as srv:
+        pass
+    err = [line for line in srv.stderr.splitlines() if line.strip()]
+    assert err and all(SERVER_LOG_LINE.match(line) for line in err), "\n".join(err)
+    assert "Number of warmup records read: 3." in srv.stderr
+    out = [line for line in srv.stdout.splitlines() if line.strip() and not line.startswith("Shutting down")]
+    assert out and all(SERVER_STDOUT.match(line) for line in out), "\n".join(out)
