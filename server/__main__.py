@@ -3,7 +3,8 @@ import os
 import sys
 
 if __name__ == "__main__":
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
+    from server._env import set_defaults as set_env_defaults
+    set_env_defaults()  # before TensorFlow is imported
     from server._app import main
     code = main(sys.argv[1:])
     sys.stdout.flush()

@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 
-from . import _config
+from . import _config, _logs
 from ._errors import ServingError
 from ._flags import Options
 
@@ -222,13 +222,12 @@ def main(argv: list[str]) -> int:
     if any(a in ("--help", "-h", "-help") for a in argv):
         print(usage())
         return 0
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname).1s server] %(message)s")
     try:
         opts = parse_flags(argv)
     except FlagError as e:
         print(f"error: {e}\n\n{usage()}", file=sys.stderr)
         return 2
+    _logs.configure(tensorflow_logs=opts.log_tensorflow)
     if opts.version:
         import tensorflow as tf
         print(f"TensorFlow ModelServer: {tf.__version__}-embedded (python -m server)\n"

@@ -59,8 +59,11 @@ class Options:
     # grpc.health.v1 is always served (the issue asks for it); the flag is accepted either way.
     enable_grpc_healthcheck_service: bool = False
     version: bool = False
-    # Ours, not tensorflow_model_server's: the address both front ends bind.
+    # Ours, not tensorflow_model_server's: the address both front ends bind,
+    # and whether TensorFlow's own log lines and warnings are shown (off: only
+    # the server's lines, as tensorflow_model_server prints them).
     host: str = "0.0.0.0"
+    log_tensorflow: bool = False
 
     def session_options(self):
         """The `SessionOptions` the parallelism flags ask for (the per-pool flags win,
@@ -105,6 +108,8 @@ OURS = {
     "host": "the address both front ends bind",
     "rest_api_max_body_bytes": "the largest REST request body, counted after gzip inflation; "
                                "a larger one is answered 413",
+    "log_tensorflow": "show TensorFlow's own log lines and warnings (by default only the "
+                      "server's lines are printed)",
 }
 
 _BOOL_WORDS = {"true": True, "1": True, "false": False, "0": False}

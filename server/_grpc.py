@@ -22,17 +22,13 @@ from tensorflow_serving.apis import (model_management_pb2, model_service_pb2_grp
 
 from . import _inference, _messages
 from ._core import ModelSpec
-from ._errors import ServingError
+from ._errors import INTERNAL_MESSAGE, ServingError
 from ._tensors import proto_to_array
 
 __all__ = ["GrpcServer", "parse_channel_arguments"]
 
 log = logging.getLogger("server")
 
-
-# What a client is told about an unexpected failure (the REST front end says
-# the same): class, message and traceback go to the log only.
-INTERNAL_MESSAGE = "Internal server error"
 
 ENTRYPOINT = "GRPC"  # the `entrypoint` label of this front end's requests in the metrics
 

@@ -20,6 +20,7 @@ from tensorflow_serving.apis import (model_management_pb2, model_service_pb2_grp
 from export._layout import next_version, publish, version_dir
 from export._errors import ExportError
 from server import ServerProcess
+from tests._polling import wait_for
 from tests._server_models import _write_warmup, shared_models
 
 
@@ -27,16 +28,6 @@ def copy_version(src: str, dest: str) -> None:
     """Make a version appear at once and complete, as an export's final rename does."""
     shutil.copytree(src, dest + ".partial")
     os.rename(dest + ".partial", dest)
-
-
-def wait_for(predicate, timeout=30.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def states(srv, model):
