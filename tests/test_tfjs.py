@@ -216,7 +216,7 @@ def test_minilm_conversion(minilm_model_dir, tmp_path, quantize):
     print(f"\nMiniLM {quantize}: {report['weights_bytes'] / 2**20:.1f} MiB in {report['shards']} shards, "
           f"max abs error {n['max_abs_error']:.2e}, min cosine {n['min_cosine']:.6f}")
     assert report["largest_shard_bytes"] <= SHARD_LIMIT
+    # float32 is the same model; float16 rounds weights; uint8 (affine, per tensor) costs the most.
+    assert n["min_cosine"] > {"float32": 0.99999, "float16": 0.9999, "uint8": 0.9}[quantize]
     if quantize == "float32":
         assert n["max_abs_error"] <= 1e-4
-    else:
-        assert n["min_cosine"] > 0.99
