@@ -3,6 +3,7 @@
     python -m export --model DIR --task feature-extraction --name minilm --output-dir models
     python -m export check models/minilm/1 [--target-serving 2.19.0]
     python -m export inspect models/minilm/1
+    python -m export tfjs models/minilm/1 --output web/models/minilm [--quantize float16|uint16|uint8]
 
 Exit status: 0 done, 1 a check failed (parity, ops, warmup), 2 bad input.
 """
@@ -14,9 +15,9 @@ import sys
 from export._errors import ExportError
 from server._env import set_defaults as set_env_defaults
 
-__all__ = ["main", "build_parser", "build_check_parser", "build_inspect_parser"]
+__all__ = ["main", "build_parser", "build_check_parser", "build_inspect_parser", "build_tfjs_parser"]
 
-SUBCOMMANDS = ("check", "inspect")
+SUBCOMMANDS = ("check", "inspect", "tfjs")
 
 
 def _target_help() -> str:
@@ -84,6 +85,34 @@ def build_inspect_parser() -> argparse.ArgumentParser:
     return p
 
 
+def build_tfjs_parser() -> argparse.ArgumentParser:
+    from export._tfjs import QUANTIZATIONS
+
+    p = argparse.ArgumentParser(prog="python -m export tfjs",
+                                description="Convert an exported version to a TensorFlow.js graph model (4 MB "
+                                            "weight shards, the tokenizer files for the page) with tensorflowjs's "
+                                            "converter, and check it in Node against the SavedModel.")
+    p.add_argument("path", metavar="PATH", help="SavedModel version directory, e.g. models/NAME/1")
+    p.add_argument("--output", required=True, help="directory to write, e.g. web/models/NAME")
+    p.add_argument("--quantize", default="float32", choices=QUANTIZATIONS,
+                   help="weight quantization (default: float32, none)")
+    p.add_argument("--signature", default="tokens",
+                   help="signature to convert (default: tokens; TF.js has no tensorflow-text ops)")
+    p.add_argument("--max-error", type=float, default=1e-4,
+                   help="largest max-abs error allowed between TF.js (float32) and the SavedModel (default: 1e-4)")
+    p.add_argument("--no-verify", dest="verify", action="store_false", help="skip the check in Node")
+    return p
+
+
+def _tfjs(argv: list[str]) -> int:
+    from export._tfjs import TfjsOptions, convert_to_tfjs, format_report
+
+    args = build_tfjs_parser().parse_args(argv)
+    report = convert_to_tfjs(TfjsOptions(**vars(args)))
+    print(f"\nwrote {args.output}\n{format_report(report)}")
+    return 0
+
+
 def _export(argv: list[str]) -> int:
     from export._exporter import ExportOptions, export_model
     from export._summary import format_signatures, human_size
@@ -135,7 +164,7 @@ def _inspect(argv: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     set_env_defaults()
-    command = {"check": _check, "inspect": _inspect}.get(argv[0] if argv else "", _export)
+    command = {"check": _check, "inspect": _inspect, "tfjs": _tfjs}.get(argv[0] if argv else "", _export)
     try:
         return command(argv[1:] if command is not _export else argv)
     except ExportError as exc:
