@@ -27,6 +27,7 @@ import argparse
 import importlib.util
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -59,8 +60,9 @@ def pick_unused_port():
 
 # Runs inside the child interpreter, whose sys.path reaches the overlay package.
 _CHILD = r'''
-import json, sys, unittest
+import json, signal, sys, unittest
 from absl import flags
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # atexit then kills the suite's servers
 from tensorflow_serving.model_servers import tensorflow_model_server_test as suite
 from tensorflow_serving.model_servers.test_util import tensorflow_model_server_test_base as base
 flags.FLAGS([sys.argv[0], "--test_tmpdir=" + sys.argv[2]])  # absltest defines it on import
@@ -161,11 +163,17 @@ def run(checkout: Path, select: list[str] | None = None, log=sys.stderr) -> dict
         env = dict(os.environ, TEST_SRCDIR=str(srcdir), TENSORFLOW_MODEL_SERVER_PYTHON=sys.executable,
                    PYTHONPATH=os.pathsep.join([str(pylib), str(REPO), os.environ.get("PYTHONPATH", "")]),
                    TF_CPP_MIN_LOG_LEVEL="2", TF_USE_LEGACY_KERAS="1")
-        proc = subprocess.run([sys.executable, "-c", _CHILD, json.dumps(names), str(root / "tmp")],
-                              env=env, cwd=root, stdout=subprocess.PIPE, stderr=log, text=True)
-        line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULTS ")), None)
+        proc = subprocess.Popen([sys.executable, "-c", _CHILD, json.dumps(names), str(root / "tmp")],
+                                env=env, cwd=root, stdout=subprocess.PIPE, stderr=log, text=True)
+        try:
+            out, _ = proc.communicate()
+        finally:  # interrupted: the child stops its servers on SIGTERM
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait()
+        line = next((ln for ln in out.splitlines() if ln.startswith("RESULTS ")), None)
         if line is None:
-            raise RuntimeError(f"the suite did not report (exit {proc.returncode}):\n{proc.stdout[-4000:]}")
+            raise RuntimeError(f"the suite did not report (exit {proc.returncode}):\n{out[-4000:]}")
         results.update({k: tuple(v) for k, v in json.loads(line[len("RESULTS "):]).items()})
     return results
 
@@ -177,6 +185,7 @@ def _reason(text: str) -> str:
 
 
 def main(argv=None) -> int:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # `finally` then stops the child
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("checkout", type=Path, help="a tensorflow/serving checkout (not inside this repo)")
     parser.add_argument("-k", action="append", help="run only cases whose name contains this")
