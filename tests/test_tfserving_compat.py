@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -179,6 +180,23 @@ def test_multi_inference(stub):
     assert result.results[1].classification_result.classifications[0].classes[0].score == 3.0
     assert [(r.model_spec.signature_name, r.model_spec.version.value) for r in result.results] == [
         ("regress_x_to_y", VERSION), ("classify_x_to_y", VERSION)]
+
+
+@pytest.mark.parametrize("content", ["tensor_content", "float_val"])
+def test_negative_dimension_is_a_tensor_parsing_error(stub, content):
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "half_plus_two"
+    x = request.inputs["x"]
+    x.dtype = types_pb2.DT_FLOAT
+    if content == "tensor_content":
+        x.tensor_content = struct.pack("<f", 2.0)
+    else:
+        x.float_val.append(2.0)
+    x.tensor_shape.dim.add().size = -5
+    with pytest.raises(grpc.RpcError) as e:
+        stub.Predict(request, RPC_TIMEOUT)
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "tensor parsing error: x" in e.value.details()
 
 
 # ------------------------------------------------------------- REST cases
