@@ -78,10 +78,12 @@ class Result(unittest.TextTestResult):
     def addFailure(self, test, err):
         super().addFailure(test, err)
         results[test._testMethodName] = ("fail", self._exc_info_to_string(err, test))
+        print(results[test._testMethodName][1], file=sys.stderr, flush=True)
 
     def addError(self, test, err):
         super().addError(test, err)
         results[test._testMethodName] = ("fail", self._exc_info_to_string(err, test))
+        print(results[test._testMethodName][1], file=sys.stderr, flush=True)
 
     def addSkip(self, test, reason):
         super().addSkip(test, reason)
@@ -94,12 +96,13 @@ class Result(unittest.TextTestResult):
             proc.kill()
             proc.wait()
         servers.clear()
+        with open(sys.argv[3], "w") as f:  # after every case: a run cut short still reports
+            json.dump(results, f)
 
 
 names = json.loads(sys.argv[1])
 tests = unittest.TestSuite(suite.TensorflowModelServerTest(n) for n in names)
 unittest.TextTestRunner(stream=sys.stderr, verbosity=2, resultclass=Result).run(tests)
-print("RESULTS " + json.dumps(results))
 '''
 
 
@@ -163,18 +166,20 @@ def run(checkout: Path, select: list[str] | None = None, log=sys.stderr) -> dict
         env = dict(os.environ, TEST_SRCDIR=str(srcdir), TENSORFLOW_MODEL_SERVER_PYTHON=sys.executable,
                    PYTHONPATH=os.pathsep.join([str(pylib), str(REPO), os.environ.get("PYTHONPATH", "")]),
                    TF_CPP_MIN_LOG_LEVEL="2", TF_USE_LEGACY_KERAS="1")
-        proc = subprocess.Popen([sys.executable, "-c", _CHILD, json.dumps(names), str(root / "tmp")],
-                                env=env, cwd=root, stdout=subprocess.PIPE, stderr=log, text=True)
+        report = root / "results.json"
+        # The suite's servers inherit the child's stdout: it goes to the log too.
+        proc = subprocess.Popen([sys.executable, "-c", _CHILD, json.dumps(names), str(root / "tmp"),
+                                 str(report)], env=env, cwd=root, stdout=log, stderr=log)
         try:
-            out, _ = proc.communicate()
+            proc.wait()
         finally:  # interrupted: the child stops its servers on SIGTERM
             if proc.poll() is None:
                 proc.terminate()
                 proc.wait()
-        line = next((ln for ln in out.splitlines() if ln.startswith("RESULTS ")), None)
-        if line is None:
-            raise RuntimeError(f"the suite did not report (exit {proc.returncode}):\n{out[-4000:]}")
-        results.update({k: tuple(v) for k, v in json.loads(line[len("RESULTS "):]).items()})
+            done = json.loads(report.read_text()) if report.exists() else {}
+            results.update({k: tuple(v) for k, v in done.items()})
+            for name in names:
+                results.setdefault(name, ("fail", f"not run: the suite stopped (exit {proc.returncode})"))
     return results
 
 
