@@ -103,7 +103,9 @@ class Result(unittest.TextTestResult):
             json.dump(results, f)
 
 
-names = json.loads(sys.argv[1])
+# unittest's order (absltest's too): test_distrat_* must set up virtual CPUs
+# before any case starts TensorFlow's runtime in this process.
+names = sorted(json.loads(sys.argv[1]))
 tests = unittest.TestSuite(suite.TensorflowModelServerTest(n) for n in names)
 unittest.TextTestRunner(stream=sys.stderr, verbosity=2, resultclass=Result).run(tests)
 '''
