@@ -270,6 +270,9 @@ def _signature_rows(session, module, name: str, encoded: dict, texts: list[str],
                 real = enc["attention_mask"].numpy()
             elif kind == "tokens":
                 out = module.run(tf.constant(mask), tf.constant(types), input_ids=tf.constant(ids))
+                # serving_default of a `--default-signature tokens` export: Transformers' outputs
+                out = {**module.transformers_outputs(tf.constant(mask), tf.constant(types),
+                                                     input_ids=tf.constant(ids)), **out}
             else:
                 out = module.run(tf.constant(mask), tf.constant(types), inputs_embeds=tf.constant(embeds()))
             cache[kind] = ({k: v.numpy() for k, v in out.items()}, real)
