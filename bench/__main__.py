@@ -18,9 +18,9 @@ import time
 import traceback
 from pathlib import Path
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from server._env import set_defaults as set_env_defaults
+
+set_env_defaults()
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 from bench import _report, _runs  # noqa: E402

@@ -8,10 +8,11 @@ time: TensorFlow (Eigen/oneDNN, what the SavedModel runs), PyTorch `addmm`
 from __future__ import annotations
 
 import json
-import os
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from server._env import set_defaults as set_env_defaults
+
+set_env_defaults()
 
 M, K, N = 32 * 85, 384, 1536
 REPEAT = 20

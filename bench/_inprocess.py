@@ -18,10 +18,11 @@ PyTorch never share a process or its thread pools.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
+
+from server._env import set_defaults as set_env_defaults
 
 __all__ = ["RUNNERS", "build"]
 
@@ -126,7 +127,7 @@ RUNNERS = {"ceiling": ceiling, "pytorch": pytorch, "tokenizer_graph": tokenizer_
 
 
 def build(kind: str, **kwargs):
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    set_env_defaults()
     return RUNNERS[kind](**kwargs)
 
 

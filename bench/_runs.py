@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from bench._corpus import SHORT_WORDS, batches, make_corpus
 from bench._measure import Measurement, measure, process_cpu_seconds
+from server._env import set_defaults as set_env_defaults
 
 __all__ = ["Config", "FULL", "QUICK", "MODEL_NAME", "inprocess", "served", "server_batching", "warmup",
            "BATCHING_PARAMETERS"]
@@ -95,10 +96,7 @@ def inprocess(kind: str, name: str, cfg: Config, *, batch_sizes=None, texts=None
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         spec_path, out_path = Path(tmp, "spec.json"), Path(tmp, "out.json")
         spec_path.write_text(json.dumps(spec), encoding="utf-8")
-        env = dict(os.environ)
-        env.setdefault("TF_USE_LEGACY_KERAS", "1")
-        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        env.setdefault("HF_HUB_OFFLINE", "1")
+        env = set_env_defaults(dict(os.environ))
         env.setdefault("TRANSFORMERS_VERBOSITY", "error")
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
         proc = subprocess.run([sys.executable, "-m", "bench._worker", str(spec_path), str(out_path)],

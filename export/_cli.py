@@ -9,10 +9,10 @@ Exit status: 0 done, 1 a check failed (parity, ops, warmup), 2 bad input.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from export._errors import ExportError
+from server._env import set_defaults as set_env_defaults
 
 __all__ = ["main", "build_parser", "build_check_parser", "build_inspect_parser"]
 
@@ -134,9 +134,7 @@ def _inspect(argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    set_env_defaults()
     command = {"check": _check, "inspect": _inspect}.get(argv[0] if argv else "", _export)
     try:
         return command(argv[1:] if command is not _export else argv)

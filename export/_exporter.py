@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from export._opcheck import default_target, parse_target, prefetch_op_sets
 from export._source import Checkpoint
 from export._summary import directory_size, read_signatures
 from export._warmup import check_records_option
+from server._env import set_defaults as set_env_defaults
 
 __all__ = ["ExportOptions", "ExportResult", "export_model", "load_tf_model", "build_task", "VERIFICATION_STEPS"]
 
@@ -92,7 +92,7 @@ def load_tf_model(checkpoint: Checkpoint, task):
     Missing weights are an error: exporting a randomly initialised head would
     serve nonsense without a warning anyone reads.
     """
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    set_env_defaults()  # before transformers is imported
     import transformers
 
     auto_class = getattr(transformers, task.auto_class)

@@ -3,6 +3,12 @@ import os
 import sys
 
 if __name__ == "__main__":
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
+    from server._env import set_defaults as set_env_defaults
+    set_env_defaults()  # before TensorFlow is imported
     from server._app import main
-    sys.exit(main(sys.argv[1:]))
+    code = main(sys.argv[1:])
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Everything is stopped and closed by now; the interpreter's final garbage
+    # collection of TensorFlow's objects would only delay the exit by seconds.
+    os._exit(code)

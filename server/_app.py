@@ -8,11 +8,13 @@ stops gracefully on SIGTERM (stop accepting, drain requests in flight, exit 0).
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
+import time
 
-from . import _config
+from . import _config, _logs
 from ._errors import ServingError
 from ._flags import Options
 
@@ -46,13 +48,10 @@ class App:
         _check(opts)
         self.opts = opts
         self._stop = threading.Event()
-        self._config_text = None
         self.rest = self.grpc = None
         try:
             if opts.model_config_file:
-                with open(opts.model_config_file, encoding="utf-8") as f:
-                    self._config_text = f.read()
-                self.model_config = _config.parse_model_config(self._config_text, opts.model_config_file)
+                self.model_config = _config.read_model_config(opts.model_config_file)
             else:
                 self.model_config = _config.single_model_config(opts.model_name, opts.model_base_path)
             self.batching = (_config.read_batching_parameters(opts.batching_parameters_file)
@@ -138,34 +137,82 @@ class App:
         path = self.opts.model_config_file
         while not self._stop.wait(self.opts.model_config_file_poll_wait_seconds):
             try:
-                with open(path, encoding="utf-8") as f:
-                    text = f.read()
-                if text == self._config_text:
+                config = _config.read_model_config(path)
+                if config == self.model_config:
                     continue
-                self._config_text = text
-                self.repository.apply_config(_config.parse_model_config(text, path))
+                self.model_config = config
+                self.repository.apply_config(config)
                 log.info("Reloaded model config from %s", path)
             except (OSError, ServingError) as e:
                 log.error("Reloading model config from %s failed: %s", path, e)
 
-    def request_stop(self) -> None:
-        """Ask `wait()` to return (what SIGTERM does)."""
-        self._stop.set()
-
-    def wait(self) -> None:
-        """Block until `request_stop()`."""
-        while not self._stop.wait(3600):
-            pass
-
     def stop(self, grace: float = 30.0) -> None:
-        """Stop accepting, finish requests in flight, unload everything."""
+        """Refuse new calls on both front ends at once, let the calls in flight
+        finish (all within `grace` seconds), then unload everything."""
+        deadline = time.monotonic() + grace
+
+        def left() -> float:
+            return max(0.0, deadline - time.monotonic())
         self._stop.set()
+        self.core.close()  # from here on both front ends answer UNAVAILABLE (REST: 503)
+        grpc_stopped = self.grpc.stop(grace) if self.grpc is not None else None
         if self.rest is not None:
-            self.rest.stop(grace)
-        if self.grpc is not None:
-            self.grpc.stop(grace)
-        self.core.drain(grace)
+            self.rest.stop(left())
+        if grpc_stopped is not None:
+            grpc_stopped.wait(left())
+        self.core.drain(left())
         self.repository.stop()
+
+
+def _exit_now(code: int) -> None:
+    """Leave at once, whatever threads (a model load, a stuck request) still run."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def _serve(opts: Options, grace: float = 30.0) -> int:
+    """Start (in a thread, so a signal is answered in every state), serve until
+    SIGTERM/SIGINT, stop gracefully; a second signal exits without waiting."""
+    stop, ready, outcome = threading.Event(), threading.Event(), {}
+
+    def on_signal(signum, frame):
+        if stop.is_set():
+            log.warning("Second signal while shutting down: exiting now")
+            _exit_now(0)
+        stop.set()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, on_signal)
+
+    def start():
+        try:
+            outcome["app"] = App(opts)
+            outcome["app"].start()
+        except StartupError as e:
+            outcome["error"] = e
+        except BaseException as e:  # report it, and never leave the main thread waiting
+            log.exception("Start-up failed")
+            outcome["error"] = e
+        ready.set()
+    threading.Thread(target=start, name="start-up", daemon=True).start()
+    while not (ready.is_set() or stop.is_set()):
+        stop.wait(0.1)
+    if not ready.is_set():
+        print("Shutting down during start-up", flush=True)
+        _exit_now(0)  # nothing is served yet; a load in progress need not finish
+    if "error" in outcome:
+        print(f"error: {outcome['error']}", file=sys.stderr)
+        return 1
+    while not stop.wait(1.0):
+        pass
+    print("Shutting down: draining requests in flight", flush=True)
+    stopper = threading.Thread(target=outcome["app"].stop, args=(grace,), name="shutdown", daemon=True)
+    stopper.start()
+    stopper.join(grace + 5.0)
+    if stopper.is_alive():
+        log.warning("Shutdown did not finish within %.0fs: exiting anyway", grace + 5.0)
+        _exit_now(0)
+    return 0
 
 
 def main(argv: list[str]) -> int:
@@ -174,30 +221,15 @@ def main(argv: list[str]) -> int:
     if any(a in ("--help", "-h", "-help") for a in argv):
         print(usage())
         return 0
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname).1s server] %(message)s")
     try:
         opts = parse_flags(argv)
     except FlagError as e:
         print(f"error: {e}\n\n{usage()}", file=sys.stderr)
         return 2
+    _logs.configure(tensorflow_logs=opts.log_tensorflow)
     if opts.version:
         import tensorflow as tf
         print(f"TensorFlow ModelServer: {tf.__version__}-embedded (python -m server)\n"
               f"TensorFlow Library: {tf.__version__}")
         return 0
-    stop = threading.Event()
-    # Installed before loading, so a SIGTERM during start-up still exits cleanly.
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    try:
-        app = App(opts)
-        app.start()
-    except StartupError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    while not stop.wait(1.0):
-        pass
-    print("Shutting down: draining requests in flight", flush=True)
-    app.stop()
-    return 0
+    return _serve(opts)

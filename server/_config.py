@@ -36,13 +36,23 @@ __all__ = [
 DEFAULT_PROMETHEUS_PATH = "/monitoring/prometheus/metrics"
 
 
+def _parse_text(text: str, message, source: str):
+    """Parse a text proto into `message`, failing as tensorflow_model_server does:
+    protobuf's "Error parsing text-format <type>: line:column: why", then
+    "Invalid protobuf file" (scripts and log alerts match on both)."""
+    try:
+        text_format.Parse(text, message)
+    except text_format.ParseError as e:
+        why = str(e).split(" : ", 1)[-1]
+        where = f"{e.GetLine()}:{e.GetColumn()}: " if e.GetLine() is not None else ""
+        raise InvalidArgument(f"Error parsing text-format {message.DESCRIPTOR.full_name}: {where}{why}\n"
+                              f"Invalid protobuf file: '{source}'") from None
+    return message
+
+
 def parse_model_config(text: str, source: str = "<text>") -> model_server_config_pb2.ModelServerConfig:
     """Parse a `ModelServerConfig` text proto; only `model_config_list` is supported."""
-    cfg = model_server_config_pb2.ModelServerConfig()
-    try:
-        text_format.Parse(text, cfg)
-    except text_format.ParseError as e:
-        raise InvalidArgument(f"Invalid protobuf file: '{source}': {e}") from None
+    cfg = _parse_text(text, model_server_config_pb2.ModelServerConfig(), source)
     if cfg.WhichOneof("config") == "custom_model_config":
         raise InvalidArgument(f"{source}: custom_model_config is not supported; use model_config_list")
     names = set()
@@ -67,6 +77,7 @@ def single_model_config(name: str, base_path: str) -> model_server_config_pb2.Mo
 
 
 def read_model_config(path: str) -> model_server_config_pb2.ModelServerConfig:
+    """`--model_config_file`: read and parse (OSError when it cannot be read)."""
     with open(path, encoding="utf-8") as f:
         return parse_model_config(f.read(), path)
 
@@ -127,11 +138,7 @@ class BatchingParameters:
 
 def parse_batching_parameters(text: str, source: str = "<text>") -> BatchingParameters:
     """Parse and validate a `BatchingParameters` text proto."""
-    msg = _BatchingParametersProto()
-    try:
-        text_format.Parse(text, msg)
-    except text_format.ParseError as e:
-        raise InvalidArgument(f"Invalid protobuf file: '{source}': {e}") from None
+    msg = _parse_text(text, _BatchingParametersProto(), source)
     if msg.HasField("enable_large_batch_splitting") and msg.enable_large_batch_splitting.value:
         raise InvalidArgument(f"{source}: enable_large_batch_splitting is not implemented; "
                               f"remove it (requests larger than max_batch_size are refused)")
@@ -173,11 +180,7 @@ class MonitoringConfig:
 
 def parse_monitoring_config(text: str, source: str = "<text>") -> MonitoringConfig:
     """Parse a `MonitoringConfig` text proto (an empty path means TF Serving's default)."""
-    msg = _MonitoringConfigProto()
-    try:
-        text_format.Parse(text, msg)
-    except text_format.ParseError as e:
-        raise InvalidArgument(f"Invalid protobuf file: '{source}': {e}") from None
+    msg = _parse_text(text, _MonitoringConfigProto(), source)
     path = msg.prometheus_config.path or DEFAULT_PROMETHEUS_PATH
     if not path.startswith("/"):
         raise InvalidArgument(f"{source}: prometheus_config.path must start with '/', got {path!r}")

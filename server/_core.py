@@ -6,7 +6,7 @@ Front ends only convert wire types. Inputs are passed as a function of the
 resolved SignatureDef, because REST needs the signature's dtypes to read JSON.
 
 >>> core = Core(repository)                                               # doctest: +SKIP
->>> r = core.predict(ModelSpec("m"), lambda sig: {"x": np.ones(1, np.float32)})  # doctest: +SKIP
+>>> r = core.predict(ModelSpec("m"), lambda sig: {"x": np.ones(1, np.float32)}, entrypoint="REST")  # doctest: +SKIP
 >>> r.version, r.outputs["y"]                                             # doctest: +SKIP
 (2, array([2.5], dtype=float32))
 """
@@ -23,9 +23,10 @@ import protocol
 
 from . import _inference
 from ._config import parse_model_config
-from ._errors import InvalidArgument, ServingError
+from ._errors import InvalidArgument, ServingError, Unavailable
+from ._servable import run_examples
 
-__all__ = ["Core", "ModelSpec", "Result"]
+__all__ = ["Core", "ModelSpec", "PredictResult", "ExamplesResult", "MetadataResult"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,15 +38,33 @@ class ModelSpec:
     signature_name: str = ""
 
 
-@dataclasses.dataclass
-class Result:
+@dataclasses.dataclass(frozen=True)
+class PredictResult:
+    """A Predict's outputs, and the version and SignatureDef that made them."""
     name: str
     version: int
     signature_name: str
-    outputs: dict = None        # predict: alias -> array
-    signature: object = None    # the SignatureDef used
-    result: list = None         # classify: [[(label, score)]], regress: [value]
-    method: str = ""
+    outputs: dict           # output alias -> np.ndarray
+    signature: object       # the SignatureDef used (output dtypes for the wire)
+
+
+@dataclasses.dataclass(frozen=True)
+class ExamplesResult:
+    """A Classify or Regress over tf.Examples (`method` says which)."""
+    name: str
+    version: int
+    signature_name: str
+    method: str             # protocol.CLASSIFY_METHOD or protocol.REGRESS_METHOD
+    result: list            # classify: [[(label, score), ...] per example]; regress: [value, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class MetadataResult:
+    """GetModelMetadata: the resolved version and its SignatureDefs."""
+    name: str
+    version: int
+    signature_name: str
+    signature_defs: dict    # signature name -> SignatureDef
 
 
 class Core:
@@ -56,39 +75,32 @@ class Core:
         self.metrics = metrics
         self.check_method = check_method
         self._inflight = 0
+        self._closed = False
         self._idle = threading.Condition()
 
     # -- bookkeeping ----------------------------------------------------------
-    def _begin(self):
+    def close(self) -> None:
+        """Refuse every new request from now on (draining starts)."""
         with self._idle:
-            self._inflight += 1
-        return time.monotonic()
-
-    def _end(self, start, api, entrypoint, spec, code, signature=""):
-        with self._idle:
-            self._inflight -= 1
-            if self._inflight == 0:
-                self._idle.notify_all()
-        if self.metrics is not None:
-            self.metrics.request(spec.name if spec else "", signature, api, entrypoint,
-                                 code, time.monotonic() - start)
+            self._closed = True
 
     def drain(self, timeout: float | None = None) -> bool:
         """Wait until no request is in flight; False if `timeout` passed first."""
         with self._idle:
             return self._idle.wait_for(lambda: self._inflight == 0, timeout)
 
-    def _call(self, api: str, entrypoint: str, spec: ModelSpec, fn):
+    def _track(self, api: str, entrypoint: str, spec: ModelSpec, fn):
+        """Run `fn()` as one request: refused once draining started, counted in
+        flight (so SIGTERM waits for it) and in the metrics with its status."""
         if not spec.name:
             raise InvalidArgument("Missing ModelSpec: the request must name a model")
-        start = self._begin()
-        code, signature = grpc.StatusCode.OK, spec.signature_name or protocol.DEFAULT_SIGNATURE
+        with self._idle:
+            if self._closed:
+                raise Unavailable("The server is shutting down")
+            self._inflight += 1
+        start, code = time.monotonic(), grpc.StatusCode.OK
         try:
-            servable = self.repository.acquire(spec.name, spec.version, spec.label)
-            try:
-                return fn(servable)
-            finally:
-                servable.release()
+            return fn()
         except ServingError as e:
             code = e.code
             raise
@@ -96,98 +108,108 @@ class Core:
             code = grpc.StatusCode.INTERNAL
             raise
         finally:
-            self._end(start, api, entrypoint, spec, code, signature)
+            with self._idle:
+                self._inflight -= 1
+                if self._inflight == 0:
+                    self._idle.notify_all()
+            if self.metrics is not None:
+                self.metrics.request(spec.name, spec.signature_name or protocol.DEFAULT_SIGNATURE,
+                                     api, entrypoint, code, time.monotonic() - start)
+
+    def _call(self, api: str, entrypoint: str, spec: ModelSpec, fn):
+        """`_track` around `fn(servable)` on the version the spec names."""
+        def on_servable():
+            servable = self.repository.acquire(spec.name, spec.version, spec.label)
+            try:
+                return fn(servable)
+            finally:
+                servable.release()
+        return self._track(api, entrypoint, spec, on_servable)
 
     # -- inference ------------------------------------------------------------
-    def predict(self, spec: ModelSpec, make_inputs, output_filter=(), timeout=None,
-                entrypoint: str = "GRPC") -> Result:
+    def predict(self, spec: ModelSpec, make_inputs, output_filter=(), timeout=None, *,
+                entrypoint: str) -> PredictResult:
         """Predict. `make_inputs(signature_def)` returns {alias: np.ndarray}."""
         def run(servable):
             sig = _inference.predict_signature(servable, spec.signature_name)
-            inputs = make_inputs(sig)
-            name, outputs = _inference.predict(servable, spec.signature_name, inputs,
+            name, outputs = _inference.predict(servable, spec.signature_name, make_inputs(sig),
                                                list(output_filter), timeout)
-            return Result(spec.name, servable.version, name, outputs=outputs, signature=sig,
-                          method=protocol.PREDICT_METHOD)
+            return PredictResult(spec.name, servable.version, name, outputs, sig)
         return self._call("predict", entrypoint, spec, run)
 
-    def classify(self, spec: ModelSpec, examples, timeout=None, entrypoint: str = "GRPC") -> Result:
+    def classify(self, spec: ModelSpec, examples, timeout=None, *, entrypoint: str) -> ExamplesResult:
         """Classify serialized tf.Examples (a list, or a function returning one)."""
-        def run(servable):
-            ex = examples() if callable(examples) else examples
-            name, result = _inference.classify(servable, spec.signature_name, ex, timeout,
-                                               self.check_method)
-            return Result(spec.name, servable.version, name, result=result,
-                          method=protocol.CLASSIFY_METHOD)
-        return self._call("classify", entrypoint, spec, run)
+        return self._examples("classify", protocol.CLASSIFY_METHOD, spec, examples, timeout, entrypoint)
 
-    def regress(self, spec: ModelSpec, examples, timeout=None, entrypoint: str = "GRPC") -> Result:
+    def regress(self, spec: ModelSpec, examples, timeout=None, *, entrypoint: str) -> ExamplesResult:
         """Regress serialized tf.Examples (a list, or a function returning one)."""
+        return self._examples("regress", protocol.REGRESS_METHOD, spec, examples, timeout, entrypoint)
+
+    def _examples(self, api, method, spec, examples, timeout, entrypoint) -> ExamplesResult:
         def run(servable):
             ex = examples() if callable(examples) else examples
-            name, result = _inference.regress(servable, spec.signature_name, ex, timeout,
-                                              self.check_method)
-            return Result(spec.name, servable.version, name, result=result,
-                          method=protocol.REGRESS_METHOD)
-        return self._call("regress", entrypoint, spec, run)
+            name, result = run_examples(servable, method, spec.signature_name, ex, timeout,
+                                        self.check_method)
+            return ExamplesResult(spec.name, servable.version, name, method, result)
+        return self._call(api, entrypoint, spec, run)
 
-    def multi_inference(self, tasks: list[tuple[ModelSpec, str]], examples, timeout=None,
-                        entrypoint: str = "GRPC") -> list[Result]:
+    def multi_inference(self, tasks: list[tuple[ModelSpec, str]], examples, timeout=None, *,
+                        entrypoint: str) -> list[ExamplesResult]:
         """Several classify/regress tasks over one input, on one model version."""
-        if not tasks:
-            raise InvalidArgument("MultiInferenceRequest must contain at least one task")
+        _check_tasks(tasks)
         first = tasks[0][0]
-        seen = set()
-        for spec, method in tasks:
-            if spec.name != first.name:
-                raise InvalidArgument("All ModelSpecs in a MultiInferenceRequest must access the "
-                                      "same model name.")
-            if (spec.version, spec.label) != (first.version, first.label):
-                raise InvalidArgument("All ModelSpecs in a MultiInferenceRequest must access the "
-                                      "same model version.")
-            sig = spec.signature_name or protocol.DEFAULT_SIGNATURE
-            if sig in seen:
-                raise InvalidArgument(f"Duplicate evaluation of signature: {sig}")
-            seen.add(sig)
-            if method not in (protocol.CLASSIFY_METHOD, protocol.REGRESS_METHOD):
-                raise InvalidArgument(f"Unsupported signature method_name: {method}")
 
         def run(servable):
             ex = examples() if callable(examples) else examples
             out = []
             for spec, method in tasks:
-                fn = _inference.classify if method == protocol.CLASSIFY_METHOD else _inference.regress
-                name, result = fn(servable, spec.signature_name, ex, timeout, self.check_method)
-                out.append(Result(spec.name, servable.version, name, result=result, method=method))
+                name, result = run_examples(servable, method, spec.signature_name, ex, timeout,
+                                            self.check_method)
+                out.append(ExamplesResult(spec.name, servable.version, name, method, result))
             return out
         return self._call("multi_inference", entrypoint, first, run)
 
     # -- model management ---------------------------------------------------
-    def metadata(self, spec: ModelSpec, fields=("signature_def",)) -> tuple[Result, dict]:
-        """GetModelMetadata: the resolved spec and {signature name: SignatureDef}."""
-        if not spec.name:
-            raise InvalidArgument("Missing ModelSpec: the request must name a model")
+    def metadata(self, spec: ModelSpec, fields=("signature_def",), *, entrypoint: str) -> MetadataResult:
+        """GetModelMetadata: the resolved version and its SignatureDefs."""
         if not fields:
             raise InvalidArgument("GetModelMetadataRequest must specify at least one metadata_field")
         for field in fields:
             if field != "signature_def":
                 raise InvalidArgument(f"Metadata field {field} is not supported; the only "
                                       f"metadata_field is signature_def")
-        servable = self.repository.acquire(spec.name, spec.version, spec.label)
-        try:
-            return (Result(spec.name, servable.version, spec.signature_name),
-                    dict(servable.signature_defs))
-        finally:
-            servable.release()
+        return self._call("metadata", entrypoint, spec, lambda servable: MetadataResult(
+            spec.name, servable.version, spec.signature_name, dict(servable.signature_defs)))
 
-    def status(self, spec: ModelSpec):
+    def status(self, spec: ModelSpec, *, entrypoint: str):
         """GetModelStatus: `VersionStatus` list, newest first."""
-        if not spec.name:
-            raise InvalidArgument("Missing ModelSpec: the request must name a model")
-        return self.repository.status(spec.name, spec.version, spec.label)
+        return self._track("status", entrypoint, spec, lambda: self.repository.status(
+            spec.name, spec.version, spec.label))
 
-    def reload_config(self, server_config) -> None:
-        """HandleReloadConfigRequest: serve exactly the models of `server_config`."""
+    def reload_config(self, server_config, cancelled=None) -> None:
+        """HandleReloadConfigRequest: serve exactly the models of `server_config`
+        (not applied if `cancelled()` turns true before it could be)."""
         # The same checks as a config file gets (names, base paths, platform).
         parse_model_config(text_format.MessageToString(server_config), "ReloadConfigRequest")
-        self.repository.apply_config(server_config)
+        self.repository.apply_config(server_config, cancelled)
+
+
+def _check_tasks(tasks: list[tuple[ModelSpec, str]]) -> None:
+    """TF Serving's checks of a MultiInferenceRequest's tasks."""
+    if not tasks:
+        raise InvalidArgument("MultiInferenceRequest must contain at least one task")
+    first = tasks[0][0]
+    seen = set()
+    for spec, method in tasks:
+        if spec.name != first.name:
+            raise InvalidArgument("All ModelSpecs in a MultiInferenceRequest must access the "
+                                  "same model name.")
+        if (spec.version, spec.label) != (first.version, first.label):
+            raise InvalidArgument("All ModelSpecs in a MultiInferenceRequest must access the "
+                                  "same model version.")
+        sig = spec.signature_name or protocol.DEFAULT_SIGNATURE
+        if sig in seen:
+            raise InvalidArgument(f"Duplicate evaluation of signature: {sig}")
+        seen.add(sig)
+        if method not in (protocol.CLASSIFY_METHOD, protocol.REGRESS_METHOD):
+            raise InvalidArgument(f"Unsupported signature method_name: {method}")

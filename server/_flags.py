@@ -17,7 +17,7 @@ import os
 
 import protocol
 
-__all__ = ["Options", "FlagError", "parse_flags", "IMPLEMENTED", "NOT_IMPLEMENTED", "usage"]
+__all__ = ["Options", "FlagError", "parse_flags", "IMPLEMENTED", "NOT_IMPLEMENTED", "OURS", "usage"]
 
 _CPUS = os.cpu_count() or 1
 
@@ -58,8 +58,11 @@ class Options:
     # grpc.health.v1 is always served (the issue asks for it); the flag is accepted either way.
     enable_grpc_healthcheck_service: bool = False
     version: bool = False
-    # Ours, not tensorflow_model_server's: the address both front ends bind.
+    # Ours, not tensorflow_model_server's: the address both front ends bind,
+    # and whether TensorFlow's own log lines and warnings are shown (off: only
+    # the server's lines, as tensorflow_model_server prints them).
     host: str = "0.0.0.0"
+    log_tensorflow: bool = False
 
     def session_options(self):
         """The `SessionOptions` the parallelism flags ask for (the per-pool flags win,
@@ -97,6 +100,13 @@ NOT_IMPLEMENTED: dict[str, tuple[object, str]] = {
     "enable_per_model_batching_parameters": (False, "one --batching_parameters_file applies to all models"),
     "use_alts_credentials": (False, "ALTS (Google Cloud) credentials are not offered"),
     "xla_gpu_compilation_enabled": (False, "the embedded server runs on CPU"),
+}
+
+# Flags of ours, not tensorflow_model_server's, with what they do.
+OURS = {
+    "host": "the address both front ends bind",
+    "log_tensorflow": "show TensorFlow's own log lines and warnings (by default only the "
+                      "server's lines are printed)",
 }
 
 _BOOL_WORDS = {"true": True, "1": True, "false": False, "0": False}
@@ -146,9 +156,10 @@ def parse_flags(argv: list[str]) -> Options:
 
 def usage() -> str:
     """The --help text."""
-    lines = ["usage: python -m server --flag=value ...", "", "Flags (tensorflow_model_server's, plus --host):"]
+    lines = ["usage: python -m server --flag=value ...", "", "Flags (tensorflow_model_server's, plus ours):"]
     for f in dataclasses.fields(Options):
-        lines.append(f"  --{f.name}={getattr(Options(), f.name)!r}")
+        ours = f"  (ours: {OURS[f.name]})" if f.name in OURS else ""
+        lines.append(f"  --{f.name}={getattr(Options(), f.name)!r}{ours}")
     lines += ["", "Not implemented (refused unless given their default):"]
     for name, (default, why) in NOT_IMPLEMENTED.items():
         lines.append(f"  --{name}: {why}")

@@ -1,14 +1,17 @@
 """The gRPC front end: `PredictionService`, `ModelService` and `grpc.health.v1`.
 
-Servicers convert protos to core calls and back; a `ServingError` becomes
-the RPC status in `_abort` (the one place that mapping happens). Message
-size limits are lifted as TF Serving does (no 4 MiB cap).
+Servicers convert protos to core calls and back; every method is wrapped
+in `rpc`, the one place an error becomes an RPC status: a `ServingError`
+its own code and text, anything else INTERNAL with a generic text (the
+exception and its traceback go to the log only). Message size limits are
+lifted as TF Serving does (no 4 MiB cap).
 
 >>> server = GrpcServer(core, "0.0.0.0", 8500)   # doctest: +SKIP
 >>> server.start()                                # doctest: +SKIP
 """
 from __future__ import annotations
 
+import functools
 import logging
 from concurrent import futures
 
@@ -27,11 +30,26 @@ __all__ = ["GrpcServer", "parse_channel_arguments"]
 log = logging.getLogger("server")
 
 
-def _abort(context, exc: BaseException):
-    if isinstance(exc, ServingError):
-        context.abort(exc.code, exc.message)
-    log.exception("gRPC request failed")
-    context.abort(grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}")
+# What a client is told about an unexpected failure (the REST front end says
+# the same): class, message and traceback go to the log only.
+INTERNAL_MESSAGE = "Internal server error"
+
+ENTRYPOINT = "GRPC"  # the `entrypoint` label of this front end's requests in the metrics
+
+
+def rpc(method):
+    """A servicer method whose errors become the RPC's status (see the module doc)."""
+    @functools.wraps(method)
+    def wrapper(self, request, context):
+        try:
+            return method(self, request, context)
+        except ServingError as e:
+            error = e
+        except Exception:
+            log.exception("gRPC %s failed", method.__name__)
+            error = ServingError(INTERNAL_MESSAGE, grpc.StatusCode.INTERNAL)
+        context.abort(error.code, error.message)
+    return wrapper
 
 
 def _spec(proto) -> ModelSpec:
@@ -64,67 +82,55 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         self.core = core
         self.tensor_content = tensor_content
 
+    @rpc
     def Predict(self, request, context):
-        try:
-            result = self.core.predict(_spec(request.model_spec), lambda sig: _inputs(sig, request),
-                                       list(request.output_filter), _timeout(context))
-            return _messages.predict_response(result, self.tensor_content)
-        except Exception as e:
-            _abort(context, e)
+        result = self.core.predict(_spec(request.model_spec), lambda sig: _inputs(sig, request),
+                                   list(request.output_filter), _timeout(context), entrypoint=ENTRYPOINT)
+        return _messages.predict_response(result, self.tensor_content)
 
+    @rpc
     def Classify(self, request, context):
-        try:
-            result = self.core.classify(_spec(request.model_spec),
-                                        lambda: _inference.serialized_examples(request.input),
-                                        _timeout(context))
-            return _messages.classify_response(result)
-        except Exception as e:
-            _abort(context, e)
+        result = self.core.classify(_spec(request.model_spec),
+                                    lambda: _inference.serialized_examples(request.input),
+                                    _timeout(context), entrypoint=ENTRYPOINT)
+        return _messages.classify_response(result)
 
+    @rpc
     def Regress(self, request, context):
-        try:
-            result = self.core.regress(_spec(request.model_spec),
-                                       lambda: _inference.serialized_examples(request.input),
-                                       _timeout(context))
-            return _messages.regress_response(result)
-        except Exception as e:
-            _abort(context, e)
+        result = self.core.regress(_spec(request.model_spec),
+                                   lambda: _inference.serialized_examples(request.input),
+                                   _timeout(context), entrypoint=ENTRYPOINT)
+        return _messages.regress_response(result)
 
+    @rpc
     def MultiInference(self, request, context):
-        try:
-            tasks = [(_spec(t.model_spec), t.method_name) for t in request.tasks]
-            results = self.core.multi_inference(
-                tasks, lambda: _inference.serialized_examples(request.input), _timeout(context))
-            return _messages.multi_inference_response(results)
-        except Exception as e:
-            _abort(context, e)
+        tasks = [(_spec(t.model_spec), t.method_name) for t in request.tasks]
+        results = self.core.multi_inference(
+            tasks, lambda: _inference.serialized_examples(request.input), _timeout(context),
+            entrypoint=ENTRYPOINT)
+        return _messages.multi_inference_response(results)
 
+    @rpc
     def GetModelMetadata(self, request, context):
-        try:
-            result, sigs = self.core.metadata(_spec(request.model_spec), list(request.metadata_field))
-            return _messages.metadata_response(result, sigs)
-        except Exception as e:
-            _abort(context, e)
+        result = self.core.metadata(_spec(request.model_spec), list(request.metadata_field),
+                                    entrypoint=ENTRYPOINT)
+        return _messages.metadata_response(result)
 
 
 class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
     def __init__(self, core):
         self.core = core
 
+    @rpc
     def GetModelStatus(self, request, context):
-        try:
-            return _messages.status_response(self.core.status(_spec(request.model_spec)))
-        except Exception as e:
-            _abort(context, e)
+        return _messages.status_response(self.core.status(_spec(request.model_spec), entrypoint=ENTRYPOINT))
 
+    @rpc
     def HandleReloadConfigRequest(self, request, context):
-        try:
-            self.core.reload_config(request.config)
-            resp = model_management_pb2.ReloadConfigResponse()
-            resp.status.SetInParent()
-            return resp
-        except Exception as e:
-            _abort(context, e)
+        self.core.reload_config(request.config, cancelled=lambda: not context.is_active())
+        resp = model_management_pb2.ReloadConfigResponse()
+        resp.status.SetInParent()
+        return resp
 
 
 def parse_channel_arguments(text: str) -> list[tuple[str, object]]:
@@ -181,7 +187,8 @@ class GrpcServer:
         for service in ("", "tensorflow.serving.PredictionService", "tensorflow.serving.ModelService"):
             self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
 
-    def stop(self, grace: float = 30.0) -> None:
-        """Refuse new RPCs, let RPCs in flight finish (up to `grace` seconds)."""
+    def stop(self, grace: float = 30.0):
+        """Refuse new RPCs now, let RPCs in flight finish (up to `grace` seconds);
+        returns an event set once the server has stopped."""
         self.health.enter_graceful_shutdown()
-        self.server.stop(grace).wait()
+        return self.server.stop(grace)

@@ -13,6 +13,8 @@ from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2,
 
 from tensorflow.python.framework import tensor_util
 
+import protocol
+
 from ._tensors import array_to_proto
 
 __all__ = ["model_spec", "status_response", "metadata_response", "predict_response",
@@ -39,11 +41,11 @@ def status_response(statuses) -> get_model_status_pb2.GetModelStatusResponse:
     return resp
 
 
-def metadata_response(result, signature_defs: dict) -> get_model_metadata_pb2.GetModelMetadataResponse:
+def metadata_response(result) -> get_model_metadata_pb2.GetModelMetadataResponse:
     resp = get_model_metadata_pb2.GetModelMetadataResponse(
         model_spec=model_spec(result.name, result.version, result.signature_name))
     sig_map = get_model_metadata_pb2.SignatureDefMap()
-    for name, sig in signature_defs.items():
+    for name, sig in result.signature_defs.items():
         sig_map.signature_def[name].CopyFrom(sig)
     packed = any_pb2.Any()
     packed.Pack(sig_map)
@@ -101,7 +103,7 @@ def multi_inference_response(results) -> inference_pb2.MultiInferenceResponse:
     resp = inference_pb2.MultiInferenceResponse()
     for r in results:
         item = resp.results.add(model_spec=model_spec(r.name, r.version, r.signature_name))
-        if r.method.endswith("classify"):
+        if r.method == protocol.CLASSIFY_METHOD:
             item.classification_result.CopyFrom(_classification_result(r.result))
         else:
             item.regression_result.CopyFrom(_regression_result(r.result))

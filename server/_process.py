@@ -35,6 +35,8 @@ import time
 import urllib.error
 import urllib.request
 
+from ._env import set_defaults as set_env_defaults
+
 __all__ = ["ServerProcess", "free_port"]
 
 
@@ -72,7 +74,7 @@ class ServerProcess:
             models = [name] if _flag(self.flags, "model_base_path") else []
         self.models = list(models)
         self.env = dict(os.environ if env is None else env)
-        self.env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        set_env_defaults(self.env)
         self.env.setdefault("PYTHONUNBUFFERED", "1")
         self.process: subprocess.Popen | None = None
         self.returncode: int | None = None

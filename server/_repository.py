@@ -1,9 +1,8 @@
 """Models and their versions: policies, labels, file-system polling, lifecycle.
 
-Follows TF Serving's ServerCore with the AvailabilityPreservingPolicy: numeric
-version directories under each model's `base_path` are listed, the model's
-`model_version_policy` (`latest {num_versions}` - default latest 1 -,
-`all {}`, `specific {versions}`) picks the aspired ones, new versions are
+Follows TF Serving's ServerCore with the AvailabilityPreservingPolicy: the
+version directories under each model's `base_path` are listed and the model's
+`model_version_policy` picks the aspired ones (`_versions.py`), new versions are
 loaded (and warmed up) before versions that are no longer aspired are
 unloaded, and old versions are only unloaded once an aspired version is
 AVAILABLE - so a version that fails to load leaves the previous one serving.
@@ -17,13 +16,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import threading
 import time
 
 import grpc
 
-from ._errors import FailedPrecondition, InvalidArgument, NotFound, ServingError
+from ._errors import Cancelled, FailedPrecondition, InvalidArgument, NotFound, ServingError, Unavailable
+from ._versions import aspired_versions, list_versions
 
 __all__ = ["Repository", "VersionStatus", "START", "LOADING", "AVAILABLE", "UNLOADING", "END"]
 
@@ -39,6 +38,7 @@ class VersionStatus:
     state: str = START
     error: ServingError | None = None
     servable: object = None
+    interrupted: bool = False  # its load retries ended early; a later sync tries it again
 
 
 @dataclasses.dataclass
@@ -47,35 +47,6 @@ class _Model:
     config: object = None  # ModelConfig proto; None once removed from the config
     versions: dict = dataclasses.field(default_factory=dict)  # version -> VersionStatus
     labels: dict = dataclasses.field(default_factory=dict)  # label -> version
-
-
-def list_versions(base_path: str) -> dict[int, str] | None:
-    """{version: directory path} of the numeric subdirectories of `base_path`
-    (None when it cannot be listed). The path is the one found on disk: a
-    version may be spelled `00000123`, and is never rebuilt from the number."""
-    try:
-        names = sorted(os.listdir(base_path))
-    except OSError:
-        return None
-    found: dict[int, str] = {}
-    for n in names:
-        path = os.path.join(base_path, n)
-        if n.isascii() and n.isdigit() and os.path.isdir(path):
-            found.setdefault(int(n), path)
-    return found
-
-
-def aspired_versions(config, on_disk: list[int]) -> list[int]:
-    """The versions the model's `model_version_policy` wants, of those on disk."""
-    policy = config.model_version_policy
-    kind = policy.WhichOneof("policy_choice")
-    if kind == "all":
-        return list(on_disk)
-    if kind == "specific":
-        wanted = set(policy.specific.versions)
-        return [v for v in on_disk if v in wanted]
-    n = policy.latest.num_versions if kind == "latest" and policy.latest.num_versions > 0 else 1
-    return sorted(on_disk)[-n:]
 
 
 class Repository:
@@ -90,8 +61,9 @@ class Repository:
         self._allow_unavailable_labels = allow_labels_for_unavailable
         self._on_state = on_state  # callback(name, version, state) for metrics
         self._models: dict[str, _Model] = {}
-        self._lock = threading.Lock()        # guards _models and version states
+        self._lock = threading.Lock()        # guards _models, version states, _reloads_waiting
         self._sync_lock = threading.Lock()   # one sync (poll or reload) at a time
+        self._reloads_waiting = 0            # apply_config calls waiting for _sync_lock
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
 
@@ -144,39 +116,69 @@ class Repository:
             return {n: sorted(v for v, s in m.versions.items() if s.state == AVAILABLE)
                     for n, m in self._models.items()}
 
-    def model_names(self) -> list[str]:
-        with self._lock:
-            return [n for n, m in self._models.items() if m.config is not None]
-
     # -- configuration --------------------------------------------------------
-    def apply_config(self, server_config) -> None:
+    def apply_config(self, server_config, cancelled=None) -> None:
         """Serve exactly the models of a `ModelServerConfig`: load new ones (and
         wait for them), update policies and labels, unload removed ones.
-        Raises if a new model's versions fail to load or a label is invalid."""
+        Raises if a new model's versions fail to load or a label is invalid.
+
+        `cancelled()` says the caller has gone (deadline passed, call cancelled):
+        a config whose caller is gone before it is applied is not applied. A
+        config waiting here ends the load retries of the one being applied, so
+        a version that keeps failing cannot hold every later reload back."""
         configs = {c.name: c for c in server_config.model_config_list.config}
-        with self._sync_lock:
-            with self._lock:
-                removed = [m for n, m in self._models.items() if n not in configs and m.config is not None]
-                added = []
-                for name, cfg in configs.items():
-                    model = self._models.get(name)
-                    if model is None:
-                        model = self._models[name] = _Model(name)
-                    if model.config is None:
-                        added.append(name)
-                    model.config = cfg
-                for model in removed:
-                    model.config = None
-                    model.labels = {}
+        self._acquire_sync(cancelled)
+        try:
+            added, removed = self._set_configs(configs)
             errors = []
             for name in configs:
-                errors += self._sync(self._models[name])
+                errors += self._sync(self._models[name], retry_interrupted=False)
             for model in removed:
-                self._sync(model)
+                self._sync(model, retry_interrupted=False)
             errors = [e for name, e in errors if name in added]
             if errors:
                 raise errors[0]
             self._apply_labels(configs)
+        finally:
+            self._sync_lock.release()
+
+    def _acquire_sync(self, cancelled) -> None:
+        with self._lock:
+            self._reloads_waiting += 1
+        try:
+            while not self._sync_lock.acquire(timeout=0.05):
+                self._check_wanted(cancelled)
+        finally:
+            with self._lock:
+                self._reloads_waiting -= 1
+        try:
+            self._check_wanted(cancelled)
+        except BaseException:
+            self._sync_lock.release()
+            raise
+
+    def _check_wanted(self, cancelled) -> None:
+        if self._stop.is_set():
+            raise Unavailable("The server is shutting down; the model config was not applied")
+        if cancelled is not None and cancelled():
+            raise Cancelled("The caller of the reload went away (deadline exceeded or cancelled) "
+                            "before its model config could be applied; it was not applied")
+
+    def _set_configs(self, configs) -> tuple[list[str], list[_Model]]:
+        with self._lock:
+            removed = [m for n, m in self._models.items() if n not in configs and m.config is not None]
+            added = []
+            for name, cfg in configs.items():
+                model = self._models.get(name)
+                if model is None:
+                    model = self._models[name] = _Model(name)
+                if model.config is None:
+                    added.append(name)
+                model.config = cfg
+            for model in removed:
+                model.config = None
+                model.labels = {}
+        return added, removed
 
     def _apply_labels(self, configs) -> None:
         with self._lock:
@@ -233,8 +235,12 @@ class Repository:
         if self._on_state is not None:
             self._on_state(model.name, status.version, state)
 
-    def _sync(self, model: _Model) -> list[tuple[str, ServingError]]:
-        """Bring one model in line with its config and disk; returns load errors."""
+    def _sync(self, model: _Model, retry_interrupted: bool = True) -> list[tuple[str, ServingError]]:
+        """Bring one model in line with its config and disk; returns load errors.
+
+        A version whose retries a reload interrupted is tried again by the file
+        system poll (`retry_interrupted`), not by the reload: a reload must not
+        wait out the retries of a version that keeps failing."""
         if model.config is None:
             aspired = []
         else:
@@ -253,7 +259,8 @@ class Repository:
             status = model.versions.get(version)
             if status is not None and status.state in (AVAILABLE, LOADING):
                 continue
-            if status is not None and status.state == END and status.error is not None:
+            if status is not None and status.state == END and status.error is not None \
+                    and not (status.interrupted and retry_interrupted):
                 continue  # failed before; TF Serving does not retry until it is re-aspired
             errors += self._load(model, version, on_disk[version])
         with self._lock:
@@ -285,21 +292,39 @@ class Repository:
                 err = e if isinstance(e, ServingError) else ServingError(
                     f"Failed to load servable version {{name: {model.name} version: {version}}} "
                     f"from {path}: {type(e).__name__}: {e}", grpc.StatusCode.UNKNOWN)
-                if attempt >= self._retries or self._stop.is_set():
+                interrupted = attempt < self._retries and not self._wait_to_retry(model, version, attempt, err)
+                if attempt >= self._retries or interrupted:
                     log.error("Loading servable: {name: %s version: %d} failed: %s",
                               model.name, version, err)
+                    status.interrupted = interrupted
                     self._set(model, status, END, err)
                     return [(model.name, err)]
                 attempt += 1
-                log.warning("Loading servable version {name: %s version: %d} failed, retrying "
-                            "(%d of %d) in %.1fs: %s", model.name, version, attempt, self._retries,
-                            self._retry_interval, err)
-                time.sleep(self._retry_interval)
         with self._lock:
             status.servable = servable
         self._set(model, status, AVAILABLE)
         log.info("Successfully loaded servable version {name: %s version: %d}", model.name, version)
         return []
+
+    def _wait_to_retry(self, model: _Model, version: int, attempt: int, err) -> bool:
+        """Wait out `load_retry_interval`; False when the retries should end now:
+        the server is stopping, or a newer model config waits to be applied."""
+        log.warning("Loading servable version {name: %s version: %d} failed, retrying "
+                    "(%d of %d) in %.1fs: %s", model.name, version, attempt + 1, self._retries,
+                    self._retry_interval, err)
+        deadline = time.monotonic() + self._retry_interval
+        while True:
+            with self._lock:
+                superseded = self._reloads_waiting > 0
+            if self._stop.is_set() or superseded:
+                log.warning("Giving up retrying servable version {name: %s version: %d}: %s",
+                            model.name, version, "the server is stopping" if self._stop.is_set()
+                            else "a new model config is waiting to be applied")
+                return False
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return True
+            self._stop.wait(min(remaining, 0.1))
 
     def _unload(self, model: _Model, status: VersionStatus) -> None:
         self._set(model, status, UNLOADING)

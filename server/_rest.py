@@ -326,15 +326,14 @@ class RestServer:
                 name, version, label, meta = m.groups()
                 spec = ModelSpec(name or "", int(version) if version else None, label)
                 if meta:
-                    result, sigs = self.core.metadata(spec)
-                    resp = metadata_response(result, sigs)
+                    resp = metadata_response(self.core.metadata(spec, entrypoint="REST"))
                     return 200, dumps({
                         "model_spec": to_json_dict(resp.model_spec),
                         "metadata": {"signature_def": to_json_dict(
                             _unpack_signature_map(resp.metadata["signature_def"]))}}), None
                 if not name:
                     raise InvalidArgument("Missing model name in request.")
-                return 200, dumps(to_json_dict(status_response(self.core.status(spec)))), None
+                return 200, dumps(to_json_dict(status_response(self.core.status(spec, entrypoint="REST")))), None
         return 404, dumps({"error": f"Malformed request: {method} {path}"}), None
 
     def _infer(self, verb: str, name: str, version, label, raw: bytes):

@@ -25,7 +25,7 @@ from ._errors import DeadlineExceeded, InvalidArgument, ServingError, Unavailabl
 from ._saved_model import SessionOptions, load_saved_model
 from ._tensors import proto_to_array
 
-__all__ = ["Servable", "read_warmup_records"]
+__all__ = ["Servable", "run_examples", "read_warmup_records"]
 
 
 class Servable:
@@ -133,20 +133,17 @@ class Servable:
             req = log.predict_log.request
             inputs = {k: proto_to_array(v) for k, v in req.inputs.items()}
             _inference.predict(self, req.model_spec.signature_name, inputs, list(req.output_filter))
-        elif kind == "classify_log":
-            req = log.classify_log.request
-            _inference.classify(self, req.model_spec.signature_name,
-                                _inference.serialized_examples(req.input), check_method=check_method)
-        elif kind == "regress_log":
-            req = log.regress_log.request
-            _inference.regress(self, req.model_spec.signature_name,
-                               _inference.serialized_examples(req.input), check_method=check_method)
+        elif kind in ("classify_log", "regress_log"):
+            req = getattr(log, kind).request
+            method = protocol.CLASSIFY_METHOD if kind == "classify_log" else protocol.REGRESS_METHOD
+            run_examples(self, method, req.model_spec.signature_name,
+                         _inference.serialized_examples(req.input), check_method=check_method)
         elif kind == "multi_inference_log":
             req = log.multi_inference_log.request
             examples = _inference.serialized_examples(req.input)
             for task in req.tasks:
-                fn = _inference.classify if task.method_name == protocol.CLASSIFY_METHOD else _inference.regress
-                fn(self, task.model_spec.signature_name, examples, check_method=check_method)
+                run_examples(self, task.method_name, task.model_spec.signature_name, examples,
+                             check_method=check_method)
         else:
             raise InvalidArgument(f"Unsupported log_type for warmup: {kind}")
 
@@ -175,6 +172,17 @@ def _session_call(session, fetches: list, feeds: list):
             if buf is not None:
                 pywrap_tf_session.TF_DeleteBuffer(buf)
     return call
+
+
+def run_examples(servable, method: str, signature_name: str, examples: list[bytes], timeout=None,
+                 check_method: bool = False):
+    """Classify or Regress, as `method` (a SignatureDef method name) says: the one
+    place that choice is made. Returns (signature name used, results)."""
+    if method == protocol.CLASSIFY_METHOD:
+        return _inference.classify(servable, signature_name, examples, timeout, check_method)
+    if method == protocol.REGRESS_METHOD:
+        return _inference.regress(servable, signature_name, examples, timeout, check_method)
+    raise InvalidArgument(f"Unsupported signature method_name: {method}")
 
 
 def read_warmup_records(path: str) -> list[bytes]:

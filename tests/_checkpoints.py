@@ -7,9 +7,10 @@ seconds. `make_checkpoint(dir, task=..., weights="pytorch"|"tf")` writes what
 """
 from __future__ import annotations
 
-import os
 import string
 from pathlib import Path
+
+from server._env import set_defaults as set_env_defaults
 
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 WORDS = """the a an of to and in is it that for on with as was be by this are from or at not have
@@ -40,7 +41,7 @@ def tiny_config(vocab_size: int, **overrides):
 def make_checkpoint(directory: Path, task: str = "feature-extraction", weights: str = "pytorch",
                     labels: tuple[str, ...] = ("negative", "positive"), seed: int = 0) -> Path:
     """Write a tiny random BERT checkpoint with its tokenizer into `directory`."""
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    set_env_defaults()
     from transformers import BertTokenizerFast
 
     directory.mkdir(parents=True, exist_ok=True)

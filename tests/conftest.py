@@ -9,12 +9,11 @@ Session-scoped so each model is exported once per test run:
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from server._env import set_defaults as set_env_defaults
+
+set_env_defaults()
 
 import pytest  # noqa: E402
 

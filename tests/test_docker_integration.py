@@ -24,7 +24,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.test_docker_server import free_port, get, post
+from server import free_port
+from tests.test_docker_server import get, post
 from tests.test_docker_static import GPU_OVERRIDE, ROOT, parse_models_config, parse_monitoring
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(3600)]

@@ -14,7 +14,6 @@ import importlib.util
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -26,16 +25,11 @@ import pytest
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
+from server import free_port
 from tests.test_docker_static import (CONFIG, CONTAINER_CONFIG_DIR, DOCKER, ROOT, compose_config,
                                       parse_models_config, parse_monitoring)
 
 STARTUP_SECONDS = 300
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def healthcheck(rest_port: int, config: Path) -> subprocess.CompletedProcess:

@@ -133,3 +133,19 @@ def test_metrics_have_latency_histograms_batch_sizes_and_version_state(srv):
     assert re.search(r':tensorflow:serving:embedded:batch_queue_depth\{model_name="hpt"\} \d', text)
     assert _metric(text, ":tensorflow:serving:embedded:model_version_state", model_name="hpt",
                    version="2", state="AVAILABLE") == 1
+
+
+def test_metadata_and_status_calls_are_counted_per_front_end(srv):
+    import grpc
+    from tensorflow_serving.apis import get_model_metadata_pb2, prediction_service_pb2_grpc
+
+    requests.get(srv.rest_url + "/v1/models/hpt/metadata", timeout=30).raise_for_status()
+    requests.get(srv.rest_url + "/v1/models/hpt", timeout=30).raise_for_status()
+    req = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
+    req.model_spec.name = "hpt"
+    with grpc.insecure_channel(srv.grpc_target) as ch:
+        prediction_service_pb2_grpc.PredictionServiceStub(ch).GetModelMetadata(req, timeout=30)
+    text = metrics(srv)
+    for api, entrypoint in (("metadata", "REST"), ("status", "REST"), ("metadata", "GRPC")):
+        assert _metric(text, ":tensorflow:serving:request_latency_count", model_name="hpt",
+                       API=api, entrypoint=entrypoint) >= 1

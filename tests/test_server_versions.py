@@ -20,6 +20,7 @@ from tensorflow_serving.apis import (model_management_pb2, model_service_pb2_grp
 from export._layout import next_version, publish, version_dir
 from export._errors import ExportError
 from server import ServerProcess
+from tests._polling import wait_for
 from tests._server_models import _write_warmup, shared_models
 
 
@@ -27,16 +28,6 @@ def copy_version(src: str, dest: str) -> None:
     """Make a version appear at once and complete, as an export's final rename does."""
     shutil.copytree(src, dest + ".partial")
     os.rename(dest + ".partial", dest)
-
-
-def wait_for(predicate, timeout=30.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def states(srv, model):
@@ -136,11 +127,11 @@ def configured(tmp_path_factory):
         yield srv, path, models
 
 
-def reload_config(srv, text):
+def reload_config(srv, text, timeout=60):
     req = model_management_pb2.ReloadConfigRequest()
     text_format.Parse(text, req.config)
     with grpc.insecure_channel(srv.grpc_target) as ch:
-        return model_service_pb2_grpc.ModelServiceStub(ch).HandleReloadConfigRequest(req, timeout=60)
+        return model_service_pb2_grpc.ModelServiceStub(ch).HandleReloadConfigRequest(req, timeout=timeout)
 
 
 def test_specific_version_policy_serves_only_those_versions(configured):
@@ -232,3 +223,53 @@ def test_the_export_takes_the_number_of_a_zero_padded_version_directory(tmp_path
     staged.mkdir()
     with pytest.raises(ExportError, match="version 123 already exists as .*00000123"):
         publish(staged, tmp_path / "123")
+
+
+# ------------------------------------------------- reloads that cannot finish
+
+@pytest.fixture(scope="module")
+def reloading(tmp_path_factory):
+    """Batching with a 1 s timeout makes each warmup record of `warm` wait 1 s: a slow load."""
+    models = shared_models(tmp_path_factory)
+    tmp = tmp_path_factory.mktemp("reloading")
+    (tmp / "batching.config").write_text("max_batch_size { value: 8 } batch_timeout_micros { value: 1000000 }")
+    (tmp / "models.config").write_text(CONFIG.format(models=models, extra=""))
+    broken = tmp / "broken"
+    (broken / "1").mkdir(parents=True)
+    (broken / "1" / "saved_model.pb").write_bytes(b"not a SavedModel")
+    with ServerProcess([f"--model_config_file={tmp / 'models.config'}", "--enable_batching",
+                        f"--batching_parameters_file={tmp / 'batching.config'}"], models=["a"]) as srv:
+        yield srv, models, broken
+
+
+def model_config(models, *entries) -> str:
+    extra = "".join(f'  config {{ name: "{name}" base_path: "{path}" model_platform: "tensorflow" }}\n'
+                    for name, path in entries)
+    return CONFIG.format(models=models, extra=extra)
+
+
+def test_a_model_that_keeps_failing_to_load_does_not_hold_back_later_reloads(reloading):
+    srv, models, broken = reloading
+    with pytest.raises(grpc.RpcError) as e:
+        reload_config(srv, model_config(models, ("broken", broken)), timeout=2)
+    assert e.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED  # it retries for minutes
+    start = time.monotonic()
+    resp = reload_config(srv, model_config(models, ("broken", broken), ("b", f"{models}/hpt")), timeout=30)
+    assert resp.status.error_code == 0 and time.monotonic() - start < 10
+    r = requests.post(srv.rest_url + "/v1/models/b:predict", json={"instances": [1.0]}, timeout=30)
+    assert r.json() == {"predictions": [3.5]}
+    assert states(srv, "broken")[1]["state"] in ("LOADING", "END")  # the file system poll retries it
+
+
+def test_a_reload_whose_caller_gave_up_waiting_is_not_applied_later(reloading):
+    srv, models, _ = reloading
+    slow = threading.Thread(target=reload_config, args=(srv, model_config(models, ("warm", f"{models}/warm"))))
+    slow.start()  # loading `warm` takes about 3 s (three warmup records, 1 s each)
+    wait_for(lambda: srv.model_status("warm"), what="warm to start loading")
+    with pytest.raises(grpc.RpcError) as e:
+        reload_config(srv, model_config(models, ("warm", f"{models}/warm"), ("late", f"{models}/hpt")), timeout=0.5)
+    assert e.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    slow.join()
+    time.sleep(1.0)
+    assert srv.model_status("late") == []
+    srv.wait_available("warm")

@@ -64,9 +64,12 @@ def test_warmup_texts_tokenize_to_the_planned_lengths(tiny_checkpoint, logs):
 def test_warmup_records_option_cuts_or_cycles_the_plan(tiny_model_dir, tiny_checkpoint):
     signatures = read_signatures(tiny_model_dir / "1")
     vocab = tiny_checkpoint / "vocab.txt"
-    assert len(warmup_requests("m", signatures, vocab, 64, records=7)) == 7
+    plan = warmup_requests("m", signatures, vocab, 64)
+    assert 7 < len(plan) < WARMUP_MAX_RECORDS
+    assert warmup_requests("m", signatures, vocab, 64, records=7) == plan[:7]  # cut: the plan's first 7
     many = warmup_requests("m", signatures, vocab, 64, records=WARMUP_MAX_RECORDS)
     assert len(many) == WARMUP_MAX_RECORDS
+    assert all(log == plan[i % len(plan)] for i, log in enumerate(many))  # cycled through the plan in order
 
 
 def test_warmup_records_out_of_range_is_refused(tiny_checkpoint, tmp_path, capsys):
