@@ -271,6 +271,9 @@ def _signature_rows(session, module, name: str, encoded: dict, texts: list[str],
                 out["token_count"] = tf.reduce_sum(enc["attention_mask"], axis=1)  # the `token_count` signature
             elif kind == "tokens":
                 out = module.run(tf.constant(mask), tf.constant(types), input_ids=tf.constant(ids))
+                # serving_default of a `--default-signature tokens` export: Transformers' outputs
+                out = {**module.transformers_outputs(tf.constant(mask), tf.constant(types),
+                                                     input_ids=tf.constant(ids)), **out}
             else:
                 out = module.run(tf.constant(mask), tf.constant(types), inputs_embeds=tf.constant(embeds()))
             cache[kind] = ({k: v.numpy() for k, v in out.items()}, real)

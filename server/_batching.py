@@ -2,13 +2,15 @@
 and BasicBatchScheduler.
 
 Concurrent runs with the same feeds and fetches (the same signature and
-outputs) are queued; a batch is closed when it reaches `max_batch_size` (or
+outputs) are queued in arrival order, whichever front end they come from; a batch is closed when it reaches `max_batch_size` (or
 the next task does not fit), or when its oldest task has waited
 `batch_timeout_micros`, or - with a timeout of 0 - as soon as a batch thread
 is free. Inputs are concatenated along dimension 0 (padding dimensions 1+ with
 each tensor's first element when `pad_variable_length_inputs`; padding the
 batch up to the next `allowed_batch_sizes` entry with copies of the first
-row), run once, and outputs are split back per task.
+row), run once, and outputs are split back per task. A task whose deadline
+has passed when its batch starts fails alone; the batch runs under the
+latest deadline of the others.
 
 >>> b = Batcher(BatchingParameters(max_batch_size=4), lambda feeds, fetches, t: [feeds["x"] * 2])
 >>> b.run({"x": np.array([1.0, 2.0])}, ["y"])
@@ -166,8 +168,12 @@ class Batcher:
             feeds, total, padded = self._merge(names, live)
             if self._observe is not None:
                 self._observe(padded, depth)
-            deadlines = [t.deadline for t in live if t.deadline is not None]
-            timeout = (min(deadlines) - time.monotonic()) if deadlines else None
+            # The latest deadline, as TF Serving's BatchingSession: a short
+            # deadline must not cut the run short for the others in the batch.
+            if any(t.deadline is None for t in live):
+                timeout = None
+            else:
+                timeout = max(t.deadline for t in live) - time.monotonic()
             outputs = self._run_fn(feeds, list(fetches), timeout)
             for name, out in zip(fetches, outputs):
                 if out.ndim == 0 or out.shape[0] != padded:

@@ -16,11 +16,11 @@ from tensorflow.core.framework import types_pb2
 
 import protocol
 
-from ._errors import FailedPrecondition, InvalidArgument
+from ._errors import FailedPrecondition, InvalidArgument, ServingError
 from ._tensors import dtype_name, numpy_dtype
 
 __all__ = ["predict_signature", "check_inputs", "predict", "classify", "regress",
-           "serialized_examples", "sorted_set", "shape_text"]
+           "serialized_examples", "sorted_set", "shape_text", "shape_mismatches"]
 
 CLASSIFY_INPUTS, CLASSIFY_CLASSES, CLASSIFY_SCORES = "inputs", "classes", "scores"
 REGRESS_INPUTS, REGRESS_OUTPUTS = "inputs", "outputs"
@@ -71,18 +71,30 @@ def check_inputs(sig, aliases) -> None:
                                   f"Inputs expected to be in the set {sorted_set(expected)}.")
 
 
-def _check_value(index: int, alias: str, info, arr: np.ndarray) -> None:
+def _check_dtype(index: int, alias: str, info, arr: np.ndarray) -> None:
     want = numpy_dtype(info.dtype)
     if arr.dtype != want and not (want == object and arr.dtype.kind == "S"):
         raise InvalidArgument(f"Expects arg[{index}] to be {dtype_name(info.dtype)} but "
                               f"{dtype_name(arr.dtype)} is provided (input '{alias}')")
-    shape = info.tensor_shape
-    if shape.unknown_rank:
-        return
-    dims = [d.size for d in shape.dim]
-    if len(dims) != arr.ndim or any(d >= 0 and d != s for d, s in zip(dims, arr.shape)):
-        raise InvalidArgument(f"input '{alias}' has shape {shape_text(arr.shape)} but the signature "
-                              f"expects {shape_text(dims)} (-1: any size)")
+
+
+def shape_mismatches(sig, inputs: dict) -> list[str]:
+    """Inputs whose shape differs from the SignatureDef's, as hints.
+
+    Only hints: TF Serving leaves shape compatibility to the graph (its
+    half_plus_two answers `x` of shape `[3]` though the signature says
+    `[-1,1]`), so these are added to the graph's own error, never raised alone.
+    """
+    hints = []
+    for alias, arr in sorted(inputs.items()):
+        shape = sig.inputs[alias].tensor_shape
+        if shape.unknown_rank:
+            continue
+        dims = [d.size for d in shape.dim]
+        if len(dims) != arr.ndim or any(d >= 0 and d != s for d, s in zip(dims, arr.shape)):
+            hints.append(f"input '{alias}' has shape {shape_text(arr.shape)} but the signature "
+                         f"expects {shape_text(dims)} (-1: any size)")
+    return hints
 
 
 def predict(servable, signature_name: str, inputs: dict, output_filter=(), timeout=None):
@@ -96,7 +108,7 @@ def predict(servable, signature_name: str, inputs: dict, output_filter=(), timeo
     for alias in aliases:
         info = sig.inputs[alias]
         arr = inputs[alias]
-        _check_value(order.index(alias), alias, info, arr)
+        _check_dtype(order.index(alias), alias, info, arr)
         feeds[info.name] = arr
     if output_filter:
         seen = set()
@@ -110,7 +122,13 @@ def predict(servable, signature_name: str, inputs: dict, output_filter=(), timeo
         out_aliases = list(output_filter)
     else:
         out_aliases = sorted(sig.outputs)
-    values = servable.run(feeds, [sig.outputs[a].name for a in out_aliases], timeout)
+    try:
+        values = servable.run(feeds, [sig.outputs[a].name for a in out_aliases], timeout)
+    except ServingError as e:
+        hints = shape_mismatches(sig, inputs) if e.code == InvalidArgument.code else []
+        if not hints:
+            raise
+        raise InvalidArgument(f"{e.message.rstrip()}; {'; '.join(hints)}") from None
     return name, dict(zip(out_aliases, values))
 
 

@@ -89,8 +89,7 @@ class Servable:
             with self._lock:
                 fn = self._callables.get(key)
                 if fn is None:
-                    # A callable skips feed_dict parsing on every call (faster than Session.run).
-                    fn = self.session.make_callable(list(fetches), list(names), accept_options=True)
+                    fn = _session_call(self.session, list(fetches), list(names))
                     self._callables[key] = fn
         options = None
         if timeout is not None:
@@ -147,6 +146,32 @@ class Servable:
                              check_method=check_method)
         else:
             raise InvalidArgument(f"Unsupported log_type for warmup: {kind}")
+
+
+def _session_call(session, fetches: list, feeds: list):
+    """`fn(*feed_values, options=None)` running `fetches` by tensor name.
+
+    Like TF Serving's `Session::Run`, it leaves shape compatibility to the
+    graph: `Session.run`/`make_callable` refuse any feed whose shape differs
+    from the tensor's static shape (TF Serving's half_plus_two takes `[3]`
+    for an `x` of shape `[-1,1]`), so this goes one level below them.
+    """
+    from tensorflow.python.client import pywrap_tf_session
+
+    graph = session.graph
+    feed_outputs = [graph.as_graph_element(n)._as_tf_output() for n in feeds]
+    fetch_outputs = [graph.as_graph_element(n)._as_tf_output() for n in fetches]
+
+    def call(*values, options=None):
+        values = [v.astype(object) if v.dtype.kind == "S" else v for v in values]
+        buf = None if options is None else pywrap_tf_session.TF_NewBufferFromString(
+            options.SerializeToString())
+        try:
+            return session._call_tf_sessionrun(buf, dict(zip(feed_outputs, values)), fetch_outputs, [], None)
+        finally:
+            if buf is not None:
+                pywrap_tf_session.TF_DeleteBuffer(buf)
+    return call
 
 
 def run_examples(servable, method: str, signature_name: str, examples: list[bytes], timeout=None,

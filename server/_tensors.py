@@ -242,12 +242,29 @@ def loads(raw: bytes):
 
 
 def proto_to_array(proto: tensor_pb2.TensorProto) -> np.ndarray:
-    """A `TensorProto` as numpy (strings as an object array of bytes)."""
+    """A `TensorProto` as numpy (strings as an object array of bytes).
+
+    Its shape must be a valid tensor shape, as TF Serving's `Tensor::FromProto`
+    requires: `MakeNdarray` reads a -5 in `tensor_content` or `string_val`
+    tensors as numpy's "infer this dimension"."""
+    shape = proto.tensor_shape
+    bad = next((i for i, d in enumerate(shape.dim) if d.size < 0), None)
+    if shape.unknown_rank or bad is not None:
+        what = ("its shape has unknown_rank set" if shape.unknown_rank else
+                f"dimension {bad} has size {shape.dim[bad].size}")
+        raise InvalidArgument(f"Cannot parse tensor from proto: {_summary(proto)}: {what}; a request "
+                              f"tensor has a known shape of sizes >= 0 (-1, 'any size', is only for "
+                              f"signatures)")
     try:
         return tensor_util.MakeNdarray(proto)
     except Exception as e:  # malformed content: wrong sizes, unknown dtype...
-        summary = f"dtype: {types_pb2.DataType.Name(proto.dtype) if proto.dtype in types_pb2.DataType.values() else proto.dtype} tensor_shape {{{proto.tensor_shape}}}".replace("\n", " ")
-        raise InvalidArgument(f"Cannot parse tensor from proto: {summary}: {e}") from None
+        raise InvalidArgument(f"Cannot parse tensor from proto: {_summary(proto)}: {e}") from None
+
+
+def _summary(proto) -> str:
+    dtype = (types_pb2.DataType.Name(proto.dtype) if proto.dtype in types_pb2.DataType.values()
+             else proto.dtype)
+    return f"dtype: {dtype} tensor_shape {{{proto.tensor_shape}}}".replace("\n", " ")
 
 
 _FIELD = {

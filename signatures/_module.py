@@ -13,7 +13,9 @@ Signatures (all with dynamic batch and sequence length):
 - `token_count`: `text` [batch] string -> `token_count` int32 [batch], the
   tokens `text` feeds the model per row (special tokens in, after truncation),
   without running the model: usage accounting (the gateway's `usage`).
-- `serving_default`: `text` or `tokens`.
+- `serving_default`: `text`, or with `default="tokens"` the `tokens` inputs and
+  exactly the outputs of Transformers' own SavedModel (`logits`, or
+  `last_hidden_state` and `pooler_output`; our richer outputs stay on `tokens`).
 
 With `hidden_states` / `attentions` on, every signature also returns those,
 each stacked into one batch-major tensor: [batch, layers + 1, seq, hidden]
@@ -49,13 +51,29 @@ class ServingModule(tf.Module):
     def run(self, attention_mask: tf.Tensor, token_type_ids: tf.Tensor | None, *,
             input_ids: tf.Tensor | None = None, inputs_embeds: tf.Tensor | None = None) -> dict[str, tf.Tensor]:
         """Model + task post-processing + the optional stacked extras."""
+        outputs = self._call_model(attention_mask, token_type_ids, input_ids, inputs_embeds)
+        result = self._task.outputs(outputs, attention_mask)
+        return self._add_extras(result, outputs)
+
+    def transformers_outputs(self, attention_mask: tf.Tensor, token_type_ids: tf.Tensor | None, *,
+                             input_ids: tf.Tensor) -> dict[str, tf.Tensor]:
+        """Exactly the outputs of Transformers' own `serving_default`: the model
+        output's fields (`logits`; `last_hidden_state`, `pooler_output`...), so
+        clients written for that export read the same names and row format."""
+        outputs = self._call_model(attention_mask, token_type_ids, input_ids, None)
+        fields = {k: v for k, v in outputs.items()
+                  if v is not None and k not in ("hidden_states", "attentions")}
+        return self._add_extras(fields, outputs)
+
+    def _call_model(self, attention_mask, token_type_ids, input_ids, inputs_embeds):
         kwargs = {"attention_mask": attention_mask}
         if self._architecture.uses_token_type_ids:
             kwargs["token_type_ids"] = token_type_ids
-        outputs = self.model(input_ids=input_ids, inputs_embeds=inputs_embeds,
-                             output_hidden_states=self._hidden_states,
-                             output_attentions=self._attentions, training=False, **kwargs)
-        result = self._task.outputs(outputs, attention_mask)
+        return self.model(input_ids=input_ids, inputs_embeds=inputs_embeds,
+                          output_hidden_states=self._hidden_states,
+                          output_attentions=self._attentions, training=False, **kwargs)
+
+    def _add_extras(self, result: dict, outputs) -> dict:
         if self._hidden_states:
             result["hidden_states"] = tf.stack(outputs.hidden_states, axis=1)
         if self._attentions:
@@ -115,5 +133,11 @@ class ServingModule(tf.Module):
             def text_pair(text, text_pair):
                 return self._text_result(self.tokenizer(text, text_pair))
             result["text_pair"] = text_pair.get_concrete_function()
-        result[DEFAULT_SIGNATURE] = result[default]
+        if default == "tokens":
+            @tf.function(input_signature=token_specs(tf.int32))
+            def transformers_tokens(input_ids, attention_mask, token_type_ids=None):
+                return self.transformers_outputs(attention_mask, token_type_ids, input_ids=input_ids)
+            result[DEFAULT_SIGNATURE] = transformers_tokens.get_concrete_function()
+        else:
+            result[DEFAULT_SIGNATURE] = result[default]
         return result

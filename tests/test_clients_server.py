@@ -360,46 +360,7 @@ def test_async_predict_batched_isolates_the_bad_row(served):
 
 # ----------------------------------------------------------------------------- TF Serving compatibility
 
-def test_blog_post_rest_snippet_works_against_a_tokens_default_export(served, tiny_classifier_checkpoint, rest):
-    import requests
-    from transformers import BertTokenizerFast
-
-    tokenizer = BertTokenizerFast.from_pretrained(str(tiny_classifier_checkpoint))
-    sentence = "This is a sentence"
-    batch = tokenizer(sentence)
-    batch = dict(batch)
-    batch = [batch]
-    input_data = {"instances": batch}
-    r = requests.post(served.rest_url + "/v1/models/bert:predict", data=json.dumps(input_data))
-    result = json.loads(r.text)["predictions"][0]
-    ours = rest.predict("bert", {k: np.array([v]) for k, v in dict(tokenizer(sentence)).items()})
-    np.testing.assert_allclose(result["logits"], ours["logits"][0], rtol=1e-6)
-
-
-def test_blog_post_grpc_snippet_works_against_a_tokens_default_export(served, tiny_classifier_checkpoint,
-                                                                     grpc_client):
-    import grpc
-    import tensorflow as tf
-    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
-    from transformers import BertTokenizerFast
-
-    tokenizer = BertTokenizerFast.from_pretrained(str(tiny_classifier_checkpoint))
-    sentence = "This is a sentence"
-    channel = grpc.insecure_channel(served.grpc_target)
-    stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-    batch = tokenizer(sentence, return_tensors="tf")
-    request = predict_pb2.PredictRequest()
-    request.model_spec.name = "bert"
-    request.model_spec.signature_name = "serving_default"
-    request.inputs["input_ids"].CopyFrom(tf.make_tensor_proto(batch["input_ids"]))
-    request.inputs["attention_mask"].CopyFrom(tf.make_tensor_proto(batch["attention_mask"]))
-    request.inputs["token_type_ids"].CopyFrom(tf.make_tensor_proto(batch["token_type_ids"]))
-    result = stub.Predict(request)
-    output = result.outputs["logits"].float_val
-    channel.close()
-    ours = grpc_client.predict("bert", {k: v.numpy() for k, v in batch.items()})
-    assert len(output) == ours["logits"].size == 2
-    np.testing.assert_array_equal(np.array(output, np.float32), ours["logits"].ravel())
+# The walkthrough's REST and gRPC snippets, verbatim: tests/test_tfserving_walkthrough.py
 
 
 # ----------------------------------------------------------------------------- CLI

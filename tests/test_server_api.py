@@ -240,8 +240,8 @@ def test_rest_regress_context_features_apply_to_every_example(srv):
      'JSON Value: "a" Type: String is not of expected type: float'),
     ("/v1/models/hpt:predict", {"instances": [1.5], "signature_name": "nope"}, 400,
      'Serving signature key "nope" not found.'),
-    ("/v1/models/hpt:predict", {"signature_name": "matrix", "instances": [[1.0, 2.0, 3.0]]}, 400,
-     "input 'm' has shape [1,3] but the signature expects [-1,2]"),
+    ("/v1/models/hpt:predict", {"signature_name": "matrix", "inputs": [1.0, 2.0, 3.0]}, 400,
+     "input 'm' has shape [3] but the signature expects [-1,2]"),
     ("/v1/models/hpt:predict", {"signature_name": "mixed", "instances": [{"x": 1.0, "s": "a"}]}, 400,
      "Missing but required: {n}."),
     ("/v1/models/hpt:predict", {"inputs": {"x": [1.0], "z": [2.0]}}, 400,
@@ -381,6 +381,12 @@ def _wrong_dtype():
     return req
 
 
+def _matrix_rank_1():
+    req = predict_request(None, signature="matrix")
+    req.inputs["m"].CopyFrom(tf.make_tensor_proto([1.0, 2.0, 3.0], tf.float32))
+    return req
+
+
 def _bad_filter():
     req = predict_request([1.0])
     req.output_filter.append("nope")
@@ -405,8 +411,8 @@ def _empty_classify():
     (_wrong_dtype, grpc.StatusCode.INVALID_ARGUMENT, "Expects arg[0] to be float but string is provided"),
     (_mixed_missing_n, grpc.StatusCode.INVALID_ARGUMENT, "Missing but required: {n}."),
     (_bad_filter, grpc.StatusCode.INVALID_ARGUMENT, "output tensor alias not found in signature: nope"),
-    (lambda: predict_request(np.ones((2, 2))), grpc.StatusCode.INVALID_ARGUMENT,
-     "input 'x' has shape [2,2] but the signature expects [-1]"),
+    (_matrix_rank_1, grpc.StatusCode.INVALID_ARGUMENT,
+     "input 'm' has shape [3] but the signature expects [-1,2]"),
 ], ids=["unknown-model", "unknown-version", "unknown-label", "unknown-signature", "wrong-dtype",
         "missing-input", "unknown-output", "wrong-shape"])
 def test_grpc_bad_predict_gets_tf_serving_status(stub, make, code, message):
