@@ -33,22 +33,18 @@ def _encode(batch) -> np.ndarray:
 
 def _session(graph):
     import tensorflow as tf
-    # The server's default: session_config(0, 0) from server/_servable.py (TensorFlow picks the pools).
-    config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=0, inter_op_parallelism_threads=0,
-                                      allow_soft_placement=True)
-    return tf.compat.v1.Session(graph=graph, config=config)
+
+    from server import SessionOptions
+    # The server's default session options (TensorFlow picks the pools).
+    return tf.compat.v1.Session(graph=graph, config=SessionOptions().config_proto())
 
 
 def ceiling(model_path: str, signature: str = "text", **_):
-    import tensorflow as tf
-    import tensorflow_text  # noqa: F401  (the tf-text ops of the in-graph tokenizer)
+    from server import SessionOptions, load_saved_model
 
-    graph = tf.Graph()
-    session = _session(graph)
-    with graph.as_default():
-        meta = tf.compat.v1.saved_model.loader.load(session, ["serve"], model_path)
-    graph.finalize()
-    sig = meta.signature_def[signature]
+    loaded = load_saved_model(model_path, options=SessionOptions())
+    session = loaded.session
+    sig = loaded.signature_defs[signature]
     (in_key,) = list(sig.inputs)
     feed = sig.inputs[in_key].name
     fetch = sig.outputs["embedding"].name

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from export._errors import ExportError, VerificationError
-from export._layout import next_version, publish, staging
+from export._layout import next_version, publish, staging, version_dir
 from export._opcheck import default_target, parse_target, prefetch_op_sets
 from export._source import Checkpoint
 from export._summary import directory_size, read_signatures
@@ -192,7 +192,7 @@ def export_model(options: ExportOptions, log=print) -> ExportResult:
     base = output_dir / options.name
     base_existed = base.exists()
     version = options.version or next_version(base)
-    target = base / str(version)
+    target = version_dir(base, version)
     if target.exists():
         raise ExportError(f"{target} already exists; pick another --version or leave it out to take the next free one")
 

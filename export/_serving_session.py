@@ -1,10 +1,8 @@
 """A SavedModel loaded the way TF Serving loads it: the `serve` meta graph in a Session.
 
-TF Serving's SavedModelBundle imports the tagged meta graph, restores the
-variables, runs the init op (tables, assets) and then runs each request as a
-Session::Run over the signature's tensor names. Doing the same here checks
-the artifact through the path serving will take, and is faster than
-`tf.saved_model.load` (which rebuilds Python functions).
+Loaded with the server's own loader (`server.load_saved_model`), so the
+export checks the artifact through the path serving will take (this is also
+faster than `tf.saved_model.load`, which rebuilds Python functions).
 
 >>> session = ServingSession.load("models/minilm/1")
 >>> session.run("text", {"text": np.array([b"hello"], dtype=object)})["embedding"].shape
@@ -16,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from protocol import SERVE_TAG
+from server import load_saved_model
 
 __all__ = ["ServingSession"]
 
@@ -28,16 +26,8 @@ class ServingSession:
 
     @classmethod
     def load(cls, path: str | Path) -> "ServingSession":
-        import tensorflow as tf
-        import tensorflow_text  # noqa: F401  (registers the tokenizer ops the graph uses)
-
-        from tensorflow.python.util import deprecation
-
-        graph = tf.Graph()
-        session = tf.compat.v1.Session(graph=graph)
-        with graph.as_default(), deprecation.silence():  # TF1 loading is exactly the point here
-            meta_graph = tf.compat.v1.saved_model.loader.load(session, [SERVE_TAG], str(path))
-        return cls(session, dict(meta_graph.signature_def))
+        loaded = load_saved_model(path)
+        return cls(loaded.session, loaded.signature_defs)
 
     @property
     def names(self) -> list[str]:

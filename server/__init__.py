@@ -2,7 +2,8 @@
 
 Same flags, REST and gRPC APIs, config files and behaviour as
 `tensorflow_model_server`; see README "Server". Importing this package is
-cheap (no TensorFlow): it only exposes the process helper and the flag parser.
+cheap (no TensorFlow): it exposes the process helper, the flag parser and the
+one SavedModel loader (which imports TensorFlow when called).
 
 >>> from server import ServerProcess
 >>> with ServerProcess(["--model_name=m", "--model_base_path=/models/m"]) as srv:   # doctest: +SKIP
@@ -10,5 +11,7 @@ cheap (no TensorFlow): it only exposes the process helper and the flag parser.
 """
 from ._flags import FlagError, Options, parse_flags
 from ._process import ServerProcess, free_port
+from ._saved_model import LoadedSavedModel, SessionOptions, load_saved_model
 
-__all__ = ["ServerProcess", "free_port", "parse_flags", "Options", "FlagError"]
+__all__ = ["ServerProcess", "free_port", "parse_flags", "Options", "FlagError",
+           "SessionOptions", "LoadedSavedModel", "load_saved_model"]

@@ -74,13 +74,11 @@ class App:
 
     # -- loading ------------------------------------------------------------
     def _load(self, name: str, version: int, path: str):
-        from ._servable import Servable, session_config
+        from ._servable import Servable
         opts = self.opts
-        intra = opts.tensorflow_intra_op_parallelism or opts.tensorflow_session_parallelism
-        inter = opts.tensorflow_inter_op_parallelism or opts.tensorflow_session_parallelism
         servable = Servable.load(name, version, path,
                                  tags=[t for t in opts.saved_model_tags.split(",") if t],
-                                 session_config=session_config(intra, inter))
+                                 options=opts.session_options())
         try:
             if opts.enable_batching:
                 from ._batching import Batcher

@@ -61,6 +61,14 @@ class Options:
     # Ours, not tensorflow_model_server's: the address both front ends bind.
     host: str = "0.0.0.0"
 
+    def session_options(self):
+        """The `SessionOptions` the parallelism flags ask for (the per-pool flags win,
+        as in TF Serving)."""
+        from ._saved_model import SessionOptions
+        return SessionOptions(
+            intra_op_threads=self.tensorflow_intra_op_parallelism or self.tensorflow_session_parallelism,
+            inter_op_threads=self.tensorflow_inter_op_parallelism or self.tensorflow_session_parallelism)
+
 
 # Flags this server implements (all fields of Options).
 IMPLEMENTED = tuple(f.name for f in dataclasses.fields(Options))

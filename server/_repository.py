@@ -49,14 +49,20 @@ class _Model:
     labels: dict = dataclasses.field(default_factory=dict)  # label -> version
 
 
-def list_versions(base_path: str) -> list[int] | None:
-    """Numeric subdirectories of `base_path` (None when it cannot be listed)."""
+def list_versions(base_path: str) -> dict[int, str] | None:
+    """{version: directory path} of the numeric subdirectories of `base_path`
+    (None when it cannot be listed). The path is the one found on disk: a
+    version may be spelled `00000123`, and is never rebuilt from the number."""
     try:
-        names = os.listdir(base_path)
+        names = sorted(os.listdir(base_path))
     except OSError:
         return None
-    return sorted(int(n) for n in names
-                  if n.isdigit() and os.path.isdir(os.path.join(base_path, n)))
+    found: dict[int, str] = {}
+    for n in names:
+        path = os.path.join(base_path, n)
+        if n.isascii() and n.isdigit() and os.path.isdir(path):
+            found.setdefault(int(n), path)
+    return found
 
 
 def aspired_versions(config, on_disk: list[int]) -> list[int]:
@@ -237,7 +243,7 @@ class Repository:
                 log.warning("File system source: base path %s for servable %s does not exist or "
                             "cannot be listed; keeping what is loaded", model.config.base_path, model.name)
                 return []
-            aspired = aspired_versions(model.config, on_disk)
+            aspired = aspired_versions(model.config, sorted(on_disk))
             if not on_disk:
                 log.warning("No versions of servable %s found under base path %s. Did you forget "
                             "to name your leaf directory as a number (eg. '/1/')?",
@@ -249,7 +255,7 @@ class Repository:
                 continue
             if status is not None and status.state == END and status.error is not None:
                 continue  # failed before; TF Serving does not retry until it is re-aspired
-            errors += self._load(model, version)
+            errors += self._load(model, version, on_disk[version])
         with self._lock:
             aspired_set = set(aspired)
             for v, s in model.versions.items():
@@ -264,13 +270,12 @@ class Repository:
             self._unload(model, status)
         return errors
 
-    def _load(self, model: _Model, version: int) -> list[tuple[str, ServingError]]:
+    def _load(self, model: _Model, version: int, path: str) -> list[tuple[str, ServingError]]:
         status = VersionStatus(version)
         with self._lock:
             model.versions[version] = status
         self._set(model, status, START)
         self._set(model, status, LOADING)
-        path = os.path.join(model.config.base_path, str(version))
         attempt = 0
         while True:
             try:

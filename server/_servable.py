@@ -1,9 +1,9 @@
 """One loaded SavedModel version: its session, signatures, runs and warmup.
 
 Like TF Serving's SavedModelBundle, the model is loaded with the TF1 loader
-into its own graph and session, and signatures are run by their SignatureDef
-tensor names (`Session.run` releases the GIL, so requests run in parallel).
-tensorflow-text is imported first so its ops (FastBertTokenizer...) exist.
+into its own graph and session (`_saved_model.load_saved_model`), and
+signatures are run by their SignatureDef tensor names (`Session.run` releases
+the GIL, so requests run in parallel).
 
 >>> s = Servable.load("m", 1, "/models/m/1")           # doctest: +SKIP
 >>> s.run({"x:0": np.array([1.0], np.float32)}, ["y:0"])  # doctest: +SKIP
@@ -16,13 +16,13 @@ import struct
 import threading
 
 import tensorflow as tf
-import tensorflow_text  # noqa: F401  (registers the tf-text ops the exported models use)
 from tensorflow_serving.apis import prediction_log_pb2
 
 import protocol
 
 from . import _inference
 from ._errors import DeadlineExceeded, InvalidArgument, ServingError, Unavailable, from_tf_error
+from ._saved_model import SessionOptions, load_saved_model
 from ._tensors import proto_to_array
 
 __all__ = ["Servable", "read_warmup_records"]
@@ -32,11 +32,10 @@ class Servable:
     """A loaded version. Use `acquire()`/`release()` around every use, so
     `unload()` waits for requests in flight before closing the session."""
 
-    def __init__(self, name: str, version: int, path: str, session, meta_graph_def):
+    def __init__(self, name: str, version: int, path: str, session, signature_defs: dict):
         self.name, self.version, self.path = name, version, path
         self.session = session
-        self.meta_graph_def = meta_graph_def
-        self.signature_defs = dict(meta_graph_def.signature_def)
+        self.signature_defs = signature_defs
         self.batcher = None
         self._callables: dict = {}
         self._lock = threading.Lock()
@@ -46,18 +45,10 @@ class Servable:
 
     @classmethod
     def load(cls, name: str, version: int, path: str, tags=(protocol.SERVE_TAG,),
-             session_config=None) -> "Servable":
+             options: SessionOptions = SessionOptions()) -> "Servable":
         """Load `path` (a version directory) in a fresh graph and session."""
-        graph = tf.Graph()
-        session = tf.compat.v1.Session(graph=graph, config=session_config)
-        try:
-            with graph.as_default():
-                meta = tf.compat.v1.saved_model.loader.load(session, list(tags), path)
-        except Exception:
-            session.close()
-            raise
-        graph.finalize()  # nothing may add ops at serving time
-        return cls(name, version, path, session, meta)
+        loaded = load_saved_model(path, tags, options)
+        return cls(name, version, path, loaded.session, loaded.signature_defs)
 
     # -- reference counting -------------------------------------------------
     def acquire(self) -> bool:
@@ -181,9 +172,3 @@ def read_warmup_records(path: str) -> list[bytes]:
                                       f"({protocol.WARMUP_MAX_RECORDS}) at {path}")
     return records
 
-
-def session_config(intra_op: int = 0, inter_op: int = 0):
-    """The session ConfigProto for the parallelism flags (0 = TensorFlow's choice)."""
-    return tf.compat.v1.ConfigProto(intra_op_parallelism_threads=intra_op,
-                                    inter_op_parallelism_threads=inter_op,
-                                    allow_soft_placement=True)

@@ -17,8 +17,10 @@ from google.protobuf import text_format
 from tensorflow_serving.apis import (model_management_pb2, model_service_pb2_grpc, predict_pb2,
                                      prediction_service_pb2_grpc)
 
+from export._layout import next_version, publish, version_dir
+from export._errors import ExportError
 from server import ServerProcess
-from tests._server_models import shared_models
+from tests._server_models import _write_warmup, shared_models
 
 
 def copy_version(src: str, dest: str) -> None:
@@ -185,3 +187,48 @@ def test_config_file_changes_are_picked_up_by_polling(configured):
     srv.wait_available("c", 2, timeout=30)
     r = requests.post(srv.rest_url + "/v1/models/c/versions/2:predict", json={"instances": [0.0]}, timeout=30)
     assert r.json() == {"predictions": [3.0]}
+
+
+# ------------------------------------------------- version directory spelling
+
+def half_plus_two(path) -> None:
+    """TF Serving's half_plus_two in miniature: serving_default x -> y = 0.5x + 2."""
+    class HalfPlusTwo(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="x")])
+        def serve(self, x):
+            return {"y": 0.5 * x + 2.0}
+    module = HalfPlusTwo()
+    tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve})
+
+
+def test_a_version_directory_with_leading_zeros_is_loaded_warmed_up_labelled_and_unloaded(tmp_path):
+    base = tmp_path / "half_plus_two"
+    half_plus_two(base / "00000123")
+    _write_warmup(str(base / "00000123"), "serving_default", 2)
+    config = tmp_path / "models.config"
+    config.write_text(f'model_config_list {{ config {{ name: "half_plus_two" base_path: "{base}" '
+                      f'model_platform: "tensorflow" version_labels {{ key: "stable" value: 123 }} }} }}')
+    with ServerProcess([f"--model_config_file={config}", "--file_system_poll_wait_seconds=1",
+                        "--max_num_load_retries=0"], models=["half_plus_two"]) as srv:
+        url = srv.rest_url + "/v1/models/half_plus_two"
+        for path in ("", "/versions/123", "/labels/stable"):
+            r = requests.post(f"{url}{path}:predict", json={"instances": [1.0, 2.0, 5.0]}, timeout=30)
+            assert r.json() == {"predictions": [2.5, 3.0, 4.5]}, path
+        assert f"{base / '00000123'}. Number of warmup records read: 2." in srv.stderr
+        assert {v: s["state"] for v, s in states(srv, "half_plus_two").items()} == {123: "AVAILABLE"}
+        copy_version(str(base / "00000123"), str(base / "00000124"))
+        wait_for(lambda: states(srv, "half_plus_two").get(123, {}).get("state") == "END",
+                 what="version 123 to be unloaded for 124")
+        assert states(srv, "half_plus_two")[124]["state"] == "AVAILABLE"
+        assert states(srv, "half_plus_two")[123]["status"]["error_code"] == "OK"
+        assert "Unloaded servable version {name: half_plus_two version: 123}" in srv.stderr
+
+
+def test_the_export_takes_the_number_of_a_zero_padded_version_directory(tmp_path):
+    (tmp_path / "00000123").mkdir()
+    assert next_version(tmp_path) == 124
+    assert version_dir(tmp_path, 123) == tmp_path / "00000123"
+    staged = tmp_path / "staged"
+    staged.mkdir()
+    with pytest.raises(ExportError, match="version 123 already exists as .*00000123"):
+        publish(staged, tmp_path / "123")
