@@ -20,7 +20,7 @@ from tqdm import tqdm
 from export._parity import _numeric, _real_tokens
 from export._parity import _strings as _string_rows
 
-__all__ = ["BUCKET_PARITY_BOUND", "bucket_parity", "format_bucket_parity"]
+__all__ = ["BUCKET_PARITY_BOUND", "bucket_parity", "format_bucket_parity", "string_signatures", "text_feed"]
 
 BUCKET_PARITY_BOUND = 1e-6
 BATCH_SIZE = 32  # the batch the bench targets; arrival order, so each batch mixes lengths
@@ -31,21 +31,15 @@ def bucket_parity(session, tokenizer, texts: list[str], *, bound: float = BUCKET
     """Each string signature vs `tokens` on the same packed batch; max abs error per output."""
     import tensorflow as tf
 
-    names, seen = [], set()
-    for name in sorted(session.names, key=lambda n: n == "serving_default"):  # the same tensors as `text`
-        inputs = session.signature_defs[name].inputs
-        tensors = tuple(sorted(v.name for v in inputs.values()))
-        if "text" in inputs and tensors not in seen:
-            names.append(name)
-            seen.add(tensors)
+    names = string_signatures(session)
     token_inputs = set(session.signature_defs["tokens"].inputs)
     errors: dict[str, float] = {}
     differing: dict[str, int] = {}
     chunks = [texts[i:i + batch_size] for i in range(0, len(texts), batch_size)]
     steps = [(name, chunk) for chunk in chunks for name in names]
     for name, chunk in tqdm(steps, desc="bucket parity", unit="call", disable=None if len(steps) > 2 else True):
-        pair = chunk[::-1] if "text_pair" in session.signature_defs[name].inputs else None
-        feed = {"text": _utf8(chunk)} | ({"text_pair": _utf8(pair)} if pair else {})
+        feed = text_feed(session, name, chunk)
+        pair = chunk[::-1] if "text_pair" in feed else None
         got = session.run(name, feed)
         encoded = {k: v.numpy() for k, v in tokenizer(tf.constant(chunk),
                                                       None if pair is None else tf.constant(pair)).items()}
@@ -62,6 +56,21 @@ def bucket_parity(session, tokenizer, texts: list[str], *, bound: float = BUCKET
     ok = all(e <= bound for e in errors.values()) and not any(differing.values())
     return {"bound": bound, "texts": len(texts), "batch_size": batch_size, "batches": len(chunks),
             "signatures": names, "max_abs_error": errors, "differing_rows": differing or None, "ok": ok}
+
+
+def string_signatures(session) -> list[str]:
+    """The signatures that take `text`; `serving_default` only when no other does (it is `text` again)."""
+    names = [n for n in session.names if "text" in session.signature_defs[n].inputs]
+    others = [n for n in names if n != "serving_default"]
+    return others or names
+
+
+def text_feed(session, name: str, texts: list[str]) -> dict:
+    """The inputs of string signature `name` for `texts` (pairs: the texts reversed, as numeric parity)."""
+    feed = {"text": _utf8(texts)}
+    if "text_pair" in session.signature_defs[name].inputs:
+        feed["text_pair"] = _utf8(texts[::-1])
+    return feed
 
 
 def _utf8(texts: list[str]) -> np.ndarray:

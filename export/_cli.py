@@ -67,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--strict-tokenizer", action="store_true",
                    help="fail when the in-graph tokenizer differs from the checkpoint's on any text")
     v.add_argument("--target-serving", metavar="X.Y.Z", help=_target_help())
+    v.add_argument("--verify-bf16", action="store_true",
+                   help="also run the SavedModel under --mixed_precision=bfloat16 (grappler's oneDNN bf16 "
+                        "rewrite) and record its accuracy cost in the model card")
     w = p.add_argument_group("warmup (assets.extra/tf_serving_warmup_requests)")
     w.add_argument("--warmup-records", type=int, metavar="N",
                    help="number of warmup requests, 1-1000 (default: every signature at every warmup shape)")

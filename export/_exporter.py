@@ -23,7 +23,7 @@ from export._warmup import check_records_option
 
 __all__ = ["ExportOptions", "ExportResult", "export_model", "load_tf_model", "build_task", "VERIFICATION_STEPS"]
 
-VERIFICATION_STEPS = ("parity", "tokenizer_parity", "bucket_parity", "op_check", "warmup")
+VERIFICATION_STEPS = ("parity", "tokenizer_parity", "bucket_parity", "bf16_check", "op_check", "warmup")
 
 
 @dataclass
@@ -44,6 +44,7 @@ class ExportOptions:
     normalize: bool | None = None  # None: the checkpoint's sentence-transformers setting, else True
     length_buckets: bool = True  # string signatures run length-ordered sub-batches (signatures/_buckets.py)
     bucket_tokens: int | None = None  # padded tokens per sub-batch; None: signatures' DEFAULT_MAX_TOKENS
+    verify_bf16: bool = False  # accuracy under TF Serving's --mixed_precision=bfloat16 (export/_bf16_check.py)
     # Verification (export/_parity.py, _tokenizer_parity.py, _opcheck.py) and warmup (_warmup.py).
     verify: bool = True  # numeric and tokenizer parity (the op check always runs)
     max_error: float = 1e-5
@@ -158,7 +159,7 @@ def _check_options(options: ExportOptions, checkpoint: Checkpoint) -> int:
         raise ExportError(f"--bucket-tokens {options.bucket_tokens}: needs length buckets on and a positive "
                           "number of padded tokens per sub-batch, such as 1024")
     for flag, given in (("--parity-corpus", options.parity_corpus is not None),
-                        ("--strict-tokenizer", options.strict_tokenizer)):
+                        ("--verify-bf16", options.verify_bf16), ("--strict-tokenizer", options.strict_tokenizer)):
         if given and not options.verify:
             raise ExportError(f"{flag} needs the parity checks, which --no-verify turns off; drop one of them")
     if options.warmup_records is not None and not options.warmup:
@@ -238,7 +239,7 @@ def _verify_and_describe(options, checkpoint, task, architecture, model, module,
     from protocol import WARMUP_DIR, WARMUP_FILE
 
     nothing = f"nothing was written to {Path(options.output_dir) / options.name}"
-    parity = tokens = loaded = buckets = None
+    parity = tokens = loaded = buckets = bf16 = None
     try:
         if options.verify:
             with _timed(timings, "parity"):
@@ -254,6 +255,7 @@ def _verify_and_describe(options, checkpoint, task, architecture, model, module,
                                           extra=corpus).as_dict()
             log(format_tokenizer_parity(tokens, options.strict_tokenizer))
             buckets = _check_buckets(options, module, loaded, corpus, timings, log, nothing)
+            bf16 = _check_bf16(options, loaded, staged, corpus, timings, log)
             if tokens["mismatches"] and options.strict_tokenizer:
                 raise VerificationError(f"tokenizer parity failed (--strict-tokenizer): {tokens['mismatches']} "
                                         f"of {tokens['texts']} texts tokenize differently from the checkpoint's "
@@ -297,6 +299,7 @@ def _verify_and_describe(options, checkpoint, task, architecture, model, module,
                     "output_hidden_states": options.output_hidden_states,
                     "output_attentions": options.output_attentions, "verify": options.verify,
                     "max_error": options.max_error, "length_buckets": options.length_buckets},
+        "bf16": bf16,
         "length_buckets": buckets or ({"policy": _bucket_policy(options).describe(), "parity": None}
                                       if options.length_buckets else None),
         "versions": package_versions(),
@@ -329,3 +332,16 @@ def _check_buckets(options, module, loaded, corpus, timings: dict, log, nothing:
         raise VerificationError(f"length-bucketing parity failed: bucketed outputs differ from the plain "
                                 f"computation by more than {report['bound']:g} (figures above); {nothing}")
     return {"policy": _bucket_policy(options).describe(), "parity": report}
+
+
+def _check_bf16(options, loaded, staged: Path, corpus, timings: dict, log) -> dict | None:
+    """--verify-bf16: the accuracy cost of --mixed_precision=bfloat16, for the card's `bf16` (never fails)."""
+    from export._bf16_check import bf16_check, format_bf16_check
+    from export._tokenizer_parity import CORPUS
+
+    if not options.verify_bf16:
+        return None
+    with _timed(timings, "bf16_check"):
+        report = bf16_check(loaded, staged, [t for _, t in CORPUS] + list(corpus or []))
+    log(format_bf16_check(report))
+    return report
