@@ -69,6 +69,9 @@ class Config:
     warmup_starts: int = 2            # server starts per warm-up variant
     steady_requests: int = 20
     worker_timeout_s: float = 900.0
+    bucket_batch_sizes: tuple[int, ...] = (1, 32)  # ceiling without length buckets (the plain export)
+    rss_batch_sizes: tuple[int, ...] = (32, 128)   # server peak RSS after requests of these sizes
+    rss_batches: int = 4                           # requests per size
 
     def texts_for(self, batch_size: int) -> int:
         return dict(self.texts)[batch_size]
@@ -80,7 +83,7 @@ class Config:
 FULL = Config(quick=False)
 QUICK = Config(quick=True, texts=((1, 8), (8, 32), (32, 64), (64, 64)), repetitions=3, budget_s=3.0,
                batched_concurrency=(1, 4), batched_texts=64, requests_per_client=2, min_client_requests=16,
-               tokenizer_texts=256, warmup_starts=1, steady_requests=8, worker_timeout_s=300.0)
+               tokenizer_texts=256, warmup_starts=1, steady_requests=8, worker_timeout_s=600.0, rss_batches=2)
 
 
 # ---------------------------------------------------------------------------- in-process
