@@ -103,81 +103,88 @@ def _describe(m: dict | None) -> str:
     return f"{m['name']} bs={p.get('batch_size')} c={p.get('concurrency')}"
 
 
+def _row(key: str, num: dict | None, den: dict | None, desc: str | None = None, target: float | None = None) -> dict:
+    d, t = TARGETS.get(key, (desc, target))
+    value = _ratio(num, den)
+    lo, hi = _range_ratio(num, den)
+    return {"key": key, "description": desc or d, "value": value, "range": [lo, hi],
+            "target": t, "met": (value >= t) if (t is not None and math.isfinite(value)) else None,
+            "numerator": _describe(num), "denominator": _describe(den)}
+
+
 def ratios(results: dict, batch: int = 32) -> list[dict]:
-    """Every ratio of the report: the four targets first, then the informational ones."""
+    """Every ratio of the report: the targets first, then the informational ones."""
+    return [_row(*spec) for spec in _target_specs(results, batch) + _other_specs(results, batch)]
+
+
+def _target_specs(results: dict, batch: int) -> list[tuple]:
     ceiling = find(results, "ceiling", batch_size=batch)
     grpc_b = _best(results, "grpc_batched", batch_size=batch)
-    rest_b = _best(results, "rest_batched", batch_size=batch)
-    pytorch = find(results, "pytorch", batch_size=batch)
-    on32 = find(results, "clients_batched", concurrency=32)
-    off32 = find(results, "clients_unbatched", concurrency=32)
+    return [
+        ("grpc_vs_ceiling", grpc_b, ceiling),
+        ("rest_vs_ceiling", _best(results, "rest_batched", batch_size=batch), ceiling),
+        ("batching_32_clients", find(results, "clients_batched", concurrency=32),
+         find(results, "clients_unbatched", concurrency=32)),
+        ("grpc_vs_pytorch", grpc_b, find(results, "pytorch", batch_size=batch)),
+        ("buckets_vs_plain", ceiling, find(results, "ceiling_plain", batch_size=batch)),
+        ("buckets_vs_sorted", ceiling, find(results, "ceiling_plain_sorted", batch_size=batch)),
+        ("buckets_batch1", find(results, "ceiling", batch_size=1), find(results, "ceiling_plain", batch_size=1)),
+        ("bf16_vs_fp32", find(results, "grpc_bf16", batch_size=batch), find(results, "grpc_fp32", batch_size=batch)),
+    ]
 
-    rows = []
 
-    def add(key, num, den, desc=None, target=None):
-        d, t = TARGETS.get(key, (desc, target))
-        value = _ratio(num, den)
-        lo, hi = _range_ratio(num, den)
-        rows.append({"key": key, "description": desc or d, "value": value, "range": [lo, hi],
-                     "target": t, "met": (value >= t) if (t is not None and math.isfinite(value)) else None,
-                     "numerator": _describe(num), "denominator": _describe(den)})
+def _sizes(results: dict, name: str, param: str) -> list:
+    return sorted({m["params"][param] for m in results.get("measurements", []) if m["name"] == name})
 
-    add("grpc_vs_ceiling", grpc_b, ceiling)
-    add("rest_vs_ceiling", rest_b, ceiling)
-    add("batching_32_clients", on32, off32)
-    add("grpc_vs_pytorch", grpc_b, pytorch)
-    plain = find(results, "ceiling_plain", batch_size=batch)
-    add("buckets_vs_plain", ceiling, plain)
-    add("buckets_vs_sorted", ceiling, find(results, "ceiling_plain_sorted", batch_size=batch))
-    add("buckets_batch1", find(results, "ceiling", batch_size=1), find(results, "ceiling_plain", batch_size=1))
-    add("bf16_vs_fp32", find(results, "grpc_bf16", batch_size=batch), find(results, "grpc_fp32", batch_size=batch))
-    add("buckets_short", find(results, "ceiling_short", batch_size=batch),
-        find(results, "ceiling_plain_short", batch_size=batch),
-        f"`text` in-process, short texts: length buckets / plain export (batch {batch})")
 
-    # informational
-    add("grpc_vs_rest", grpc_b, rest_b, f"gRPC / REST `predict_batched` (batch {batch})")
+def _other_specs(results: dict, batch: int) -> list[tuple]:
+    ceiling = find(results, "ceiling", batch_size=batch)
+    grpc_b, grpc_s = _best(results, "grpc_batched", batch_size=batch), _best(results, "grpc_batched_sorted",
+                                                                             batch_size=batch)
     ceiling_sorted = find(results, "ceiling_sorted", batch_size=batch)
-    grpc_s = _best(results, "grpc_batched_sorted", batch_size=batch)
-    rest_s = _best(results, "rest_batched_sorted", batch_size=batch)
-    add("grpc_sorted_vs_ceiling_sorted", grpc_s, ceiling_sorted,
-        f"length-grouped: gRPC `predict_batched` (client default) / length-sorted ceiling (batch {batch})")
-    add("rest_sorted_vs_ceiling_sorted", rest_s, ceiling_sorted,
-        f"length-grouped: REST `predict_batched` (client default) / length-sorted ceiling (batch {batch})")
-    add("grpc_sorted_vs_pytorch_sorted", grpc_s, find(results, "pytorch_sorted", batch_size=batch),
-        f"length-grouped: gRPC `predict_batched` / PyTorch on length-sorted batches (batch {batch})")
-    add("grpc_sorted_vs_grpc", grpc_s, grpc_b,
-        f"gRPC `predict_batched`: rows grouped by length / corpus order (batch {batch})")
-    for bs in sorted({m["params"]["batch_size"] for m in results.get("measurements", [])
-                      if m["name"] == "ceiling"}):
+    specs = [
+        ("grpc_vs_rest", grpc_b, _best(results, "rest_batched", batch_size=batch),
+         f"gRPC / REST `predict_batched` (batch {batch})"),
+        ("buckets_short", find(results, "ceiling_short", batch_size=batch),
+         find(results, "ceiling_plain_short", batch_size=batch),
+         f"`text` in-process, short texts: length buckets / plain export (batch {batch})"),
+        ("grpc_sorted_vs_ceiling_sorted", grpc_s, ceiling_sorted,
+         f"length-grouped: gRPC `predict_batched` (client default) / length-sorted ceiling (batch {batch})"),
+        ("rest_sorted_vs_ceiling_sorted", _best(results, "rest_batched_sorted", batch_size=batch), ceiling_sorted,
+         f"length-grouped: REST `predict_batched` (client default) / length-sorted ceiling (batch {batch})"),
+        ("grpc_sorted_vs_pytorch_sorted", grpc_s, find(results, "pytorch_sorted", batch_size=batch),
+         f"length-grouped: gRPC `predict_batched` / PyTorch on length-sorted batches (batch {batch})"),
+        ("grpc_sorted_vs_grpc", grpc_s, grpc_b,
+         f"gRPC `predict_batched`: rows grouped by length / corpus order (batch {batch})"),
+    ]
+    for bs in _sizes(results, "ceiling", "batch_size"):
         c = find(results, "ceiling", batch_size=bs)
-        add(f"grpc_predict_vs_ceiling_bs{bs}", find(results, "grpc_predict", batch_size=bs), c,
-            f"gRPC `predict` (one request per batch) / ceiling, batch {bs}")
-        add(f"rest_predict_vs_ceiling_bs{bs}", find(results, "rest_predict", batch_size=bs), c,
-            f"REST `predict` (one request per batch) / ceiling, batch {bs}")
-        add(f"ceiling_vs_pytorch_bs{bs}", c, find(results, "pytorch", batch_size=bs),
-            f"ceiling / PyTorch in-process, batch {bs}")
-    for conc in (1, 8):
-        add(f"batching_{conc}_clients", find(results, "clients_batched", concurrency=conc),
-            find(results, "clients_unbatched", concurrency=conc),
-            f"{conc} single-text client(s): batching on / off")
-    add("ceiling_short_bs32_vs_bs1", find(results, "ceiling_short", batch_size=batch),
-        find(results, "ceiling_short", batch_size=1),
-        f"ceiling, short texts: batch {batch} / batch 1 (what batching can gain without padding)")
-    add("ceiling_sorted_vs_ceiling", find(results, "ceiling_sorted", batch_size=batch), ceiling,
-        f"ceiling, batch {batch}: length-sorted / corpus order (what length bucketing saves)")
-    add("ceiling_bs32_vs_bs1", ceiling, find(results, "ceiling", batch_size=1),
-        f"ceiling, corpus texts: batch {batch} / batch 1")
-    for conc in sorted({m["params"]["concurrency"] for m in results.get("measurements", [])
-                        if m["name"] == "clients_batched_short"}):
-        add(f"batching_{conc}_clients_short", find(results, "clients_batched_short", concurrency=conc),
-            find(results, "clients_unbatched_short", concurrency=conc),
-            f"{conc} single-text clients, short texts (11–15 words): batching on / off")
-    for bs in sorted({m["params"]["batch_size"] for m in results.get("measurements", [])
-                      if m["name"] == "tokenizer_graph"}):
-        add(f"tokenizer_bs{bs}", find(results, "tokenizer_graph", batch_size=bs),
-            find(results, "tokenizer_hf", batch_size=bs), f"in-graph / HF fast tokenizer, batch {bs}")
-    return rows
+        specs += [(f"grpc_predict_vs_ceiling_bs{bs}", find(results, "grpc_predict", batch_size=bs), c,
+                   f"gRPC `predict` (one request per batch) / ceiling, batch {bs}"),
+                  (f"rest_predict_vs_ceiling_bs{bs}", find(results, "rest_predict", batch_size=bs), c,
+                   f"REST `predict` (one request per batch) / ceiling, batch {bs}"),
+                  (f"ceiling_vs_pytorch_bs{bs}", c, find(results, "pytorch", batch_size=bs),
+                   f"ceiling / PyTorch in-process, batch {bs}")]
+    specs += [(f"batching_{conc}_clients", find(results, "clients_batched", concurrency=conc),
+               find(results, "clients_unbatched", concurrency=conc), f"{conc} single-text client(s): batching on / off")
+              for conc in (1, 8)]
+    specs += [
+        ("ceiling_short_bs32_vs_bs1", find(results, "ceiling_short", batch_size=batch),
+         find(results, "ceiling_short", batch_size=1),
+         f"ceiling, short texts: batch {batch} / batch 1 (what batching can gain without padding)"),
+        ("ceiling_sorted_vs_ceiling", ceiling_sorted, ceiling,
+         f"ceiling, batch {batch}: length-sorted / corpus order (what grouping by length still adds)"),
+        ("ceiling_bs32_vs_bs1", ceiling, find(results, "ceiling", batch_size=1),
+         f"ceiling, corpus texts: batch {batch} / batch 1"),
+    ]
+    specs += [(f"batching_{conc}_clients_short", find(results, "clients_batched_short", concurrency=conc),
+               find(results, "clients_unbatched_short", concurrency=conc),
+               f"{conc} single-text clients, short texts (11–15 words): batching on / off")
+              for conc in _sizes(results, "clients_batched_short", "concurrency")]
+    specs += [(f"tokenizer_bs{bs}", find(results, "tokenizer_graph", batch_size=bs),
+               find(results, "tokenizer_hf", batch_size=bs), f"in-graph / HF fast tokenizer, batch {bs}")
+              for bs in _sizes(results, "tokenizer_graph", "batch_size")]
+    return specs
 
 
 # ---------------------------------------------------------------------------- markdown
