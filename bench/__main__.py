@@ -1,10 +1,12 @@
 """`python -m bench [--quick] [--output-dir bench/results] [--model-dir models/minilm]`
 
-Measures the exported MiniLM model side by side - in-process ceiling, served
-over gRPC and REST, with and without server-side batching, the PyTorch
-baseline, the two tokenizers, the warm-up penalty - and writes
-`latest.json`, `latest.md` and PNG plots into the output directory.
-`--quick` runs the same scenarios with fewer texts and repetitions (< 3 min).
+Measures the exported MiniLM model side by side - in-process ceiling with and
+without length buckets in the graph (`--plain-model-dir`: the same export with
+`--no-length-buckets`), served over gRPC and REST, with and without
+server-side batching, the server's peak RSS, bf16 vs float32 (where the CPU
+has bf16), the PyTorch baseline, the two tokenizers, the warm-up penalty -
+and writes `latest.json`, `latest.md` and PNG plots into the output directory.
+`--quick` runs the same scenarios with fewer texts and repetitions.
 """
 from __future__ import annotations
 
@@ -264,17 +266,22 @@ def readme_body(results: dict, out_dir: Path) -> str:
         prefix = out_dir.resolve().relative_to(REPO).as_posix() + "/"
     except ValueError:
         prefix = str(out_dir) + "/"
-    intro = ("`make bench` (or `python -m bench`; `--quick` for a run under 3 minutes) measures the exported "
+    intro = ("`make bench` (or `python -m bench`; `--quick` for a short run) measures the exported "
              "all-MiniLM-L6-v2 side by side on one machine in one run: the SavedModel's `text` signature "
-             "in-process (the ceiling), the same through `server/` over gRPC and REST with our clients, with and "
-             "without server-side batching, PyTorch in-process (what sentence-transformers does), the two "
-             "tokenizers, and the first-request penalty with and without the warmup file. Full results: "
+             "in-process (the ceiling) with length buckets in the graph (the default export) and without "
+             "(`--no-length-buckets`), the same through `server/` over gRPC and REST with our clients, with and "
+             "without server-side batching, the server's peak RSS, bf16 vs float32 where the CPU has bf16, "
+             "PyTorch in-process (what sentence-transformers does), the two tokenizers, and the first-request "
+             "penalty with and without the warmup file (`--only` picks scenarios). Full results: "
              f"[`{prefix}latest.md`]({prefix}latest.md), raw figures in `{prefix}latest.json`.")
-    plots = [prefix + name for name in ("throughput_vs_batch.png", "latency_vs_concurrency.png")]
+    plots = [prefix + name for name in ("length_buckets.png", "throughput_vs_batch.png", "latency_vs_concurrency.png")
+             if (out_dir / name).exists()]
     parts = [intro, _report.render_markdown(results, []).split("\n\n")[0], "### Targets",
              _report.targets_table(results),
+             "### Memory", _report.memory_table(results),
              "### Main figures", _report.measurements_table(results, names=(
-                 "ceiling", "ceiling_short", "ceiling_sorted", "pytorch", "pytorch_sorted", "grpc_batched",
+                 "ceiling", "ceiling_plain", "ceiling_plain_sorted", "ceiling_short", "ceiling_plain_short",
+                 "ceiling_sorted", "pytorch", "pytorch_sorted", "grpc_batched",
                  "grpc_batched_sorted", "rest_batched", "rest_batched_sorted", "clients_unbatched",
                  "clients_batched", "clients_unbatched_short", "clients_batched_short")),
              "\n".join(f"![{Path(p).stem}]({p})" for p in plots)]

@@ -36,9 +36,11 @@ __all__ = ["Config", "FULL", "QUICK", "MODEL_NAME", "inprocess", "served", "serv
 
 MODEL_NAME = "minilm"
 REPO = Path(__file__).resolve().parent.parent
-#: server-side batching as in the issue's design notes (TF Serving text format)
+#: server-side batching for this 2-core machine (TF Serving text format): with length buckets in the
+#: graph a full batch no longer pays for padding, so a longer timeout that fills batches pays off
+#: (`python -m bench._batching_sweep`; docker/config/batching.config has the same timeout)
 BATCHING_PARAMETERS = ("max_batch_size { value: 32 }\n"
-                       "batch_timeout_micros { value: 2000 }\n"
+                       "batch_timeout_micros { value: 10000 }\n"
                        "num_batch_threads { value: 2 }\n"
                        "max_enqueued_batches { value: 100 }\n")
 #: gRPC handler threads for every server of the run: the default (4 per CPU = 8 here)
@@ -113,7 +115,7 @@ def inprocess(kind: str, name: str, cfg: Config, *, batch_sizes=None, texts=None
 
 
 # ---------------------------------------------------------------------------- servers
-def _server(model_base: Path, *extra: str, timeout: float = 300.0):
+def _server(model_base: Path, *extra: str, timeout: float = 900.0):
     from server import ServerProcess
 
     flags = [f"--model_name={MODEL_NAME}", f"--model_base_path={model_base}",
