@@ -1,6 +1,6 @@
 """Server-side batching parameters vs 32 concurrent single-text gRPC clients.
 
-    python -m bench._batching_sweep [--model-dir models/minilm] [--requests 192]
+    python -m bench._batching_sweep [--model-dir models/minilm] [--requests 192] [--variants 2:2000,2:10000]
 
 For each (num_batch_threads, batch_timeout_micros) it starts a server with
 `--enable_batching` (max_batch_size 32), runs 32 closed-loop single-text
@@ -31,12 +31,16 @@ def main(argv=None) -> None:
     p.add_argument("--model-dir", default=str(REPO / "models" / "minilm"))
     p.add_argument("--requests", type=int, default=192)
     p.add_argument("--clients", type=int, default=32)
+    p.add_argument("--variants", help="num_batch_threads:batch_timeout_micros pairs, comma-separated "
+                                      f"(default: {','.join(f'{t}:{m}' for t, m in VARIANTS)})")
     args = p.parse_args(argv)
+    variants = ([tuple(int(x) for x in v.split(":")) for v in args.variants.split(",")] if args.variants
+                else VARIANTS)
     with tempfile.TemporaryDirectory(prefix="bench-sweep-") as tmp:
         base = resolve_version(Path(args.model_dir), Path(tmp)).parent
         print("| num_batch_threads | batch_timeout_micros | texts | texts/s (2 runs) | mean server batch |")
         print("|---|---|---|---|---|")
-        for threads, timeout in VARIANTS:
+        for threads, timeout in variants:
             params = Path(tmp, "batching.config")
             params.write_text(f"max_batch_size {{ value: 32 }} batch_timeout_micros {{ value: {timeout} }} "
                               f"num_batch_threads {{ value: {threads} }} max_enqueued_batches {{ value: 100 }}\n")

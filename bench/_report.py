@@ -19,21 +19,34 @@ import re
 import statistics
 from pathlib import Path
 
-__all__ = ["TARGETS", "ratios", "find", "write_report", "render_markdown", "plot", "update_readme_section",
-           "LABELS"]
+__all__ = ["TARGETS", "MEMORY_BOUND", "ratios", "find", "write_report", "render_markdown",
+           "update_readme_section", "LABELS", "memory_table"]
 
 #: (key, description, target): the issue's targets, all at batch 32
 TARGETS = {
     "grpc_vs_ceiling": ("gRPC `predict_batched` / ceiling (batch 32, same batches)", 0.90),
     "rest_vs_ceiling": ("REST `predict_batched` / ceiling (batch 32, same batches)", 0.80),
-    "batching_32_clients": ("32 single-text clients: batching on / off", 4.0),
+    "batching_32_clients": ("32 single-text clients: batching on / off", 2.2),
     "grpc_vs_pytorch": ("served gRPC / PyTorch in-process (batch 32, same batches)", 1.3),
+    "buckets_vs_plain": ("`text` in-process, arrival order: length buckets / plain export (batch 32)", 2.0),
+    "buckets_vs_sorted": ("`text` in-process, arrival order, length buckets / plain export on client-sorted "
+                          "batches (batch 32)", 0.85),
+    "buckets_batch1": ("`text` in-process, batch 1: length buckets / plain export (regression ≤ 5%)", 0.95),
+    "bf16_vs_fp32": ("served gRPC batch 32: `--mixed_precision=bfloat16` / float32 (CPU with AMX or "
+                     "AVX512-BF16)", 1.3),
 }
+#: bucketing must not raise the server's peak RSS by more than this factor
+MEMORY_BOUND = 1.10
 
 LABELS = {
     "ceiling": "ceiling (SavedModel in-process)",
     "ceiling_short": "ceiling, short texts (11–15 words)",
     "ceiling_sorted": "ceiling, corpus texts sorted by length before batching",
+    "ceiling_plain": "ceiling without length buckets (plain export)",
+    "ceiling_plain_short": "ceiling without length buckets, short texts (11–15 words)",
+    "ceiling_plain_sorted": "ceiling without length buckets, texts sorted by length by the client",
+    "grpc_fp32": "served gRPC predict, float32",
+    "grpc_bf16": "served gRPC predict, --mixed_precision=bfloat16",
     "pytorch": "PyTorch in-process",
     "grpc_predict": "served gRPC predict",
     "rest_predict": "served REST predict",
@@ -90,73 +103,88 @@ def _describe(m: dict | None) -> str:
     return f"{m['name']} bs={p.get('batch_size')} c={p.get('concurrency')}"
 
 
+def _row(key: str, num: dict | None, den: dict | None, desc: str | None = None, target: float | None = None) -> dict:
+    d, t = TARGETS.get(key, (desc, target))
+    value = _ratio(num, den)
+    lo, hi = _range_ratio(num, den)
+    return {"key": key, "description": desc or d, "value": value, "range": [lo, hi],
+            "target": t, "met": (value >= t) if (t is not None and math.isfinite(value)) else None,
+            "numerator": _describe(num), "denominator": _describe(den)}
+
+
 def ratios(results: dict, batch: int = 32) -> list[dict]:
-    """Every ratio of the report: the four targets first, then the informational ones."""
+    """Every ratio of the report: the targets first, then the informational ones."""
+    return [_row(*spec) for spec in _target_specs(results, batch) + _other_specs(results, batch)]
+
+
+def _target_specs(results: dict, batch: int) -> list[tuple]:
     ceiling = find(results, "ceiling", batch_size=batch)
     grpc_b = _best(results, "grpc_batched", batch_size=batch)
-    rest_b = _best(results, "rest_batched", batch_size=batch)
-    pytorch = find(results, "pytorch", batch_size=batch)
-    on32 = find(results, "clients_batched", concurrency=32)
-    off32 = find(results, "clients_unbatched", concurrency=32)
+    return [
+        ("grpc_vs_ceiling", grpc_b, ceiling),
+        ("rest_vs_ceiling", _best(results, "rest_batched", batch_size=batch), ceiling),
+        ("batching_32_clients", find(results, "clients_batched", concurrency=32),
+         find(results, "clients_unbatched", concurrency=32)),
+        ("grpc_vs_pytorch", grpc_b, find(results, "pytorch", batch_size=batch)),
+        ("buckets_vs_plain", ceiling, find(results, "ceiling_plain", batch_size=batch)),
+        ("buckets_vs_sorted", ceiling, find(results, "ceiling_plain_sorted", batch_size=batch)),
+        ("buckets_batch1", find(results, "ceiling", batch_size=1), find(results, "ceiling_plain", batch_size=1)),
+        ("bf16_vs_fp32", find(results, "grpc_bf16", batch_size=batch), find(results, "grpc_fp32", batch_size=batch)),
+    ]
 
-    rows = []
 
-    def add(key, num, den, desc=None, target=None):
-        d, t = TARGETS.get(key, (desc, target))
-        value = _ratio(num, den)
-        lo, hi = _range_ratio(num, den)
-        rows.append({"key": key, "description": desc or d, "value": value, "range": [lo, hi],
-                     "target": t, "met": (value >= t) if (t is not None and math.isfinite(value)) else None,
-                     "numerator": _describe(num), "denominator": _describe(den)})
+def _sizes(results: dict, name: str, param: str) -> list:
+    return sorted({m["params"][param] for m in results.get("measurements", []) if m["name"] == name})
 
-    add("grpc_vs_ceiling", grpc_b, ceiling)
-    add("rest_vs_ceiling", rest_b, ceiling)
-    add("batching_32_clients", on32, off32)
-    add("grpc_vs_pytorch", grpc_b, pytorch)
 
-    # informational
-    add("grpc_vs_rest", grpc_b, rest_b, f"gRPC / REST `predict_batched` (batch {batch})")
+def _other_specs(results: dict, batch: int) -> list[tuple]:
+    ceiling = find(results, "ceiling", batch_size=batch)
+    grpc_b, grpc_s = _best(results, "grpc_batched", batch_size=batch), _best(results, "grpc_batched_sorted",
+                                                                             batch_size=batch)
     ceiling_sorted = find(results, "ceiling_sorted", batch_size=batch)
-    grpc_s = _best(results, "grpc_batched_sorted", batch_size=batch)
-    rest_s = _best(results, "rest_batched_sorted", batch_size=batch)
-    add("grpc_sorted_vs_ceiling_sorted", grpc_s, ceiling_sorted,
-        f"length-grouped: gRPC `predict_batched` (client default) / length-sorted ceiling (batch {batch})")
-    add("rest_sorted_vs_ceiling_sorted", rest_s, ceiling_sorted,
-        f"length-grouped: REST `predict_batched` (client default) / length-sorted ceiling (batch {batch})")
-    add("grpc_sorted_vs_pytorch_sorted", grpc_s, find(results, "pytorch_sorted", batch_size=batch),
-        f"length-grouped: gRPC `predict_batched` / PyTorch on length-sorted batches (batch {batch})")
-    add("grpc_sorted_vs_grpc", grpc_s, grpc_b,
-        f"gRPC `predict_batched`: rows grouped by length / corpus order (batch {batch})")
-    for bs in sorted({m["params"]["batch_size"] for m in results.get("measurements", [])
-                      if m["name"] == "ceiling"}):
+    specs = [
+        ("grpc_vs_rest", grpc_b, _best(results, "rest_batched", batch_size=batch),
+         f"gRPC / REST `predict_batched` (batch {batch})"),
+        ("buckets_short", find(results, "ceiling_short", batch_size=batch),
+         find(results, "ceiling_plain_short", batch_size=batch),
+         f"`text` in-process, short texts: length buckets / plain export (batch {batch})"),
+        ("grpc_sorted_vs_ceiling_sorted", grpc_s, ceiling_sorted,
+         f"length-grouped: gRPC `predict_batched` (client default) / length-sorted ceiling (batch {batch})"),
+        ("rest_sorted_vs_ceiling_sorted", _best(results, "rest_batched_sorted", batch_size=batch), ceiling_sorted,
+         f"length-grouped: REST `predict_batched` (client default) / length-sorted ceiling (batch {batch})"),
+        ("grpc_sorted_vs_pytorch_sorted", grpc_s, find(results, "pytorch_sorted", batch_size=batch),
+         f"length-grouped: gRPC `predict_batched` / PyTorch on length-sorted batches (batch {batch})"),
+        ("grpc_sorted_vs_grpc", grpc_s, grpc_b,
+         f"gRPC `predict_batched`: rows grouped by length / corpus order (batch {batch})"),
+    ]
+    for bs in _sizes(results, "ceiling", "batch_size"):
         c = find(results, "ceiling", batch_size=bs)
-        add(f"grpc_predict_vs_ceiling_bs{bs}", find(results, "grpc_predict", batch_size=bs), c,
-            f"gRPC `predict` (one request per batch) / ceiling, batch {bs}")
-        add(f"rest_predict_vs_ceiling_bs{bs}", find(results, "rest_predict", batch_size=bs), c,
-            f"REST `predict` (one request per batch) / ceiling, batch {bs}")
-        add(f"ceiling_vs_pytorch_bs{bs}", c, find(results, "pytorch", batch_size=bs),
-            f"ceiling / PyTorch in-process, batch {bs}")
-    for conc in (1, 8):
-        add(f"batching_{conc}_clients", find(results, "clients_batched", concurrency=conc),
-            find(results, "clients_unbatched", concurrency=conc),
-            f"{conc} single-text client(s): batching on / off")
-    add("ceiling_short_bs32_vs_bs1", find(results, "ceiling_short", batch_size=batch),
-        find(results, "ceiling_short", batch_size=1),
-        f"ceiling, short texts: batch {batch} / batch 1 (what batching can gain without padding)")
-    add("ceiling_sorted_vs_ceiling", find(results, "ceiling_sorted", batch_size=batch), ceiling,
-        f"ceiling, batch {batch}: length-sorted / corpus order (what length bucketing saves)")
-    add("ceiling_bs32_vs_bs1", ceiling, find(results, "ceiling", batch_size=1),
-        f"ceiling, corpus texts: batch {batch} / batch 1")
-    for conc in sorted({m["params"]["concurrency"] for m in results.get("measurements", [])
-                        if m["name"] == "clients_batched_short"}):
-        add(f"batching_{conc}_clients_short", find(results, "clients_batched_short", concurrency=conc),
-            find(results, "clients_unbatched_short", concurrency=conc),
-            f"{conc} single-text clients, short texts (11–15 words): batching on / off")
-    for bs in sorted({m["params"]["batch_size"] for m in results.get("measurements", [])
-                      if m["name"] == "tokenizer_graph"}):
-        add(f"tokenizer_bs{bs}", find(results, "tokenizer_graph", batch_size=bs),
-            find(results, "tokenizer_hf", batch_size=bs), f"in-graph / HF fast tokenizer, batch {bs}")
-    return rows
+        specs += [(f"grpc_predict_vs_ceiling_bs{bs}", find(results, "grpc_predict", batch_size=bs), c,
+                   f"gRPC `predict` (one request per batch) / ceiling, batch {bs}"),
+                  (f"rest_predict_vs_ceiling_bs{bs}", find(results, "rest_predict", batch_size=bs), c,
+                   f"REST `predict` (one request per batch) / ceiling, batch {bs}"),
+                  (f"ceiling_vs_pytorch_bs{bs}", c, find(results, "pytorch", batch_size=bs),
+                   f"ceiling / PyTorch in-process, batch {bs}")]
+    specs += [(f"batching_{conc}_clients", find(results, "clients_batched", concurrency=conc),
+               find(results, "clients_unbatched", concurrency=conc), f"{conc} single-text client(s): batching on / off")
+              for conc in (1, 8)]
+    specs += [
+        ("ceiling_short_bs32_vs_bs1", find(results, "ceiling_short", batch_size=batch),
+         find(results, "ceiling_short", batch_size=1),
+         f"ceiling, short texts: batch {batch} / batch 1 (what batching can gain without padding)"),
+        ("ceiling_sorted_vs_ceiling", ceiling_sorted, ceiling,
+         f"ceiling, batch {batch}: length-sorted / corpus order (what grouping by length still adds)"),
+        ("ceiling_bs32_vs_bs1", ceiling, find(results, "ceiling", batch_size=1),
+         f"ceiling, corpus texts: batch {batch} / batch 1"),
+    ]
+    specs += [(f"batching_{conc}_clients_short", find(results, "clients_batched_short", concurrency=conc),
+               find(results, "clients_unbatched_short", concurrency=conc),
+               f"{conc} single-text clients, short texts (11–15 words): batching on / off")
+              for conc in _sizes(results, "clients_batched_short", "concurrency")]
+    specs += [(f"tokenizer_bs{bs}", find(results, "tokenizer_graph", batch_size=bs),
+               find(results, "tokenizer_hf", batch_size=bs), f"in-graph / HF fast tokenizer, batch {bs}")
+              for bs in _sizes(results, "tokenizer_graph", "batch_size")]
+    return specs
 
 
 # ---------------------------------------------------------------------------- markdown
@@ -166,7 +194,10 @@ def _f(x: float, digits: int = 1) -> str:
     return f"{x:,.{digits}f}"
 
 
-def _status(row: dict) -> str:
+def _status(row: dict, results: dict | None = None) -> str:
+    if row["key"] == "bf16_vs_fp32" and not ((results or {}).get("info", {}).get("bf16") or {}).get("applicable"):
+        flags = ", ".join(((results or {}).get("meta") or {}).get("cpu_flags") or []) or "none"
+        return f"not applicable on this CPU (relevant flags: {flags})"
     if row["met"] is None:
         return "n/a" if row["target"] is not None else ""
     return "**met**" if row["met"] else "**missed**"
@@ -182,7 +213,24 @@ def targets_table(results: dict) -> str:
              "|---|---|---|---|"]
     for row in ratios(results):
         if row["key"] in TARGETS:
-            lines.append(f"| {row['description']} | {_ratio_cell(row)} | ≥ {row['target']:g} | {_status(row)} |")
+            lines.append(f"| {row['description']} | {_ratio_cell(row)} | ≥ {row['target']:g} "
+                         f"| {_status(row, results)} |")
+    return "\n".join(lines)
+
+
+def memory_table(results: dict) -> str:
+    """Server peak RSS with and without length buckets, and the bound bucketing must keep."""
+    memory = results.get("memory") or {}
+    if not memory.get("bucketed") or not memory.get("plain"):
+        return "_not measured_"
+    lines = ["| Server peak RSS, MiB (VmHWM) | length buckets | plain export | ratio | bound | status |",
+             "|---|---|---|---|---|---|"]
+    for key in memory["bucketed"]:
+        a, b = memory["bucketed"][key], memory["plain"].get(key)
+        ratio = a / b if b else math.nan
+        what = "after loading" if key == "loaded" else f"after gRPC predict at {key.replace('_', ' ')}"
+        status = "**met**" if ratio <= MEMORY_BOUND else "**missed**"
+        lines.append(f"| {what} | {_f(a)} | {_f(b)} | {_f(ratio, 2)} | ≤ {MEMORY_BOUND:g} | {status} |")
     return "\n".join(lines)
 
 
@@ -261,7 +309,8 @@ def render_markdown(results: dict, plots: list[str] = (), image_prefix: str = ""
     tokens = corpus.get("tokens", {})
     head = [
         f"Run: {meta.get('date', '?')} · {'quick' if meta.get('quick') else 'full'} run · "
-        f"{meta.get('cpu', '?')}, {meta.get('cores', '?')} cores · load average at start "
+        f"{meta.get('cpu', '?')}, {meta.get('cores', '?')} cores (flags: "
+        f"{', '.join(meta.get('cpu_flags') or []) or 'n/a'}) · load average at start "
         f"{meta.get('load_start', '?')}, at end {meta.get('load_end', '?')}",
         "",
         f"Corpus: {corpus.get('texts', '?')} texts per repetition at most, {corpus.get('distinct', '?')} distinct "
@@ -273,6 +322,7 @@ def render_markdown(results: dict, plots: list[str] = (), image_prefix: str = ""
         f"{meta.get('cores', '?')}).",
     ]
     parts = ["\n".join(head), "### Targets", targets_table(results),
+             "### Memory (length buckets vs plain export)", memory_table(results),
              "### Throughput and latency", measurements_table(results),
              "### Other ratios", other_ratios_table(results),
              "### Padding (a batch is padded to its longest text)", padding_table(results) or "_not computed_",
@@ -294,97 +344,6 @@ def render_markdown(results: dict, plots: list[str] = (), image_prefix: str = ""
     return "\n\n".join(parts) + "\n"
 
 
-# ---------------------------------------------------------------------------- plots
-def plot(results: dict, out_dir: Path) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out_dir = Path(out_dir)
-    paths = []
-    ms = results.get("measurements", [])
-
-    # throughput vs batch size
-    fig, ax = plt.subplots(figsize=(10.5, 4.5))
-    for name, style in (("ceiling", "o-"), ("grpc_predict", "s-"), ("rest_predict", "^-"), ("pytorch", "d--")):
-        pts = sorted((m["params"]["batch_size"], m["throughput"]) for m in ms if m["name"] == name)
-        if not pts:
-            continue
-        xs = [p[0] for p in pts]
-        ys = [p[1]["median"] for p in pts]
-        err = [[p[1]["median"] - p[1]["min"] for p in pts], [p[1]["max"] - p[1]["median"] for p in pts]]
-        ax.errorbar(xs, ys, yerr=err, fmt=style, capsize=3, label=LABELS[name])
-    for name, marker in (("grpc_batched", "*"), ("rest_batched", "P"), ("grpc_batched_sorted", "X"),
-                         ("ceiling_sorted", "D"), ("pytorch_sorted", "d")):
-        best = _best(results, name)
-        if best:
-            conc = f" (c={best['params']['concurrency']})" if name.startswith(("grpc", "rest")) else ""
-            ax.plot([best["params"]["batch_size"]], [_tp(best)], marker, markersize=10, linestyle="none",
-                    label=f"{LABELS[name]}{conc}")
-    ax.set_xscale("log", base=2)
-    ax.set_xticks([1, 8, 32, 64])
-    ax.set_xticklabels(["1", "8", "32", "64"])
-    ax.set_xlabel("batch size (texts per request)")
-    ax.set_ylabel("texts / s (median, min–max bars)")
-    ax.set_ylim(bottom=0)
-    ax.set_title("MiniLM throughput vs batch size")
-    ax.grid(True, alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=7.5, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
-    fig.tight_layout()
-    p = out_dir / "throughput_vs_batch.png"
-    fig.savefig(p, dpi=100)
-    plt.close(fig)
-    paths.append(p)
-
-    # latency (and throughput) vs concurrency
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4.2))
-    plotted = False
-    for name, color in (("clients_unbatched", "tab:red"), ("clients_batched", "tab:green")):
-        pts = sorted((m["params"]["concurrency"], m) for m in ms if m["name"] == name)
-        if not pts:
-            continue
-        plotted = True
-        xs = [c for c, _ in pts]
-        for q, style in (("p50", "o-"), ("p95", "s:"), ("p99", "^--")):
-            ax1.plot(xs, [m["latency_ms"][q] for _, m in pts], style, color=color,
-                     label=f"{'batching' if name == 'clients_batched' else 'no batching'} {q}")
-        ys = [m["throughput"]["median"] for _, m in pts]
-        err = [[m["throughput"]["median"] - m["throughput"]["min"] for _, m in pts],
-               [m["throughput"]["max"] - m["throughput"]["median"] for _, m in pts]]
-        ax2.errorbar(xs, ys, yerr=err, fmt="o-", color=color, capsize=3,
-                     label="server batching" if name == "clients_batched" else "no server batching")
-    for name, color, marker in (("clients_unbatched_short", "tab:red", "x"), ("clients_batched_short", "tab:green", "x")):
-        pts = sorted((m["params"]["concurrency"], m) for m in ms if m["name"] == name)
-        if pts:
-            plotted = True
-            ax2.plot([c for c, _ in pts], [m["throughput"]["median"] for _, m in pts], marker, color=color,
-                     markersize=10, linestyle="none",
-                     label=("server batching" if "_batched" in name else "no server batching") + ", short texts")
-    for ax in (ax1, ax2):
-        ax.set_xscale("log", base=2)
-        ax.set_xticks([1, 8, 32])
-        ax.set_xticklabels(["1", "8", "32"])
-        ax.set_xlabel("concurrent single-text gRPC clients")
-        ax.grid(True, alpha=0.3)
-    ax1.set_ylabel("request latency, ms")
-    ax1.set_yscale("log")
-    ax1.set_title("Latency vs concurrency")
-    ax2.set_ylabel("texts / s")
-    ax2.set_ylim(bottom=0)
-    ax2.set_title("Throughput vs concurrency")
-    if plotted:
-        ax1.legend(fontsize=7)
-        ax2.legend(fontsize=8)
-    fig.tight_layout()
-    p = out_dir / "latency_vs_concurrency.png"
-    fig.savefig(p, dpi=100)
-    plt.close(fig)
-    paths.append(p)
-    return paths
-
-
 # ---------------------------------------------------------------------------- files
 def _jsonable(obj):
     if isinstance(obj, float) and not math.isfinite(obj):
@@ -402,6 +361,8 @@ def write_report(results: dict, out_dir: str | Path, stem: str = "latest") -> di
     out_dir.mkdir(parents=True, exist_ok=True)
     results = dict(results)
     results["ratios"] = ratios(results)
+    from bench._plots import plot  # matplotlib only when plots are drawn
+
     plots = plot(results, out_dir)
     json_path = out_dir / f"{stem}.json"
     json_path.write_text(json.dumps(_jsonable(results), indent=1, sort_keys=False) + "\n", encoding="utf-8")

@@ -37,9 +37,11 @@ __all__ = ["Config", "FULL", "QUICK", "MODEL_NAME", "inprocess", "served", "serv
 
 MODEL_NAME = "minilm"
 REPO = Path(__file__).resolve().parent.parent
-#: server-side batching as in the issue's design notes (TF Serving text format)
+#: server-side batching for this 2-core machine (TF Serving text format): with length buckets in the
+#: graph a full batch no longer pays for padding, so a longer timeout that fills batches pays off
+#: (`python -m bench._batching_sweep`; docker/config/batching.config has the same timeout)
 BATCHING_PARAMETERS = ("max_batch_size { value: 32 }\n"
-                       "batch_timeout_micros { value: 2000 }\n"
+                       "batch_timeout_micros { value: 10000 }\n"
                        "num_batch_threads { value: 2 }\n"
                        "max_enqueued_batches { value: 100 }\n")
 #: gRPC handler threads for every server of the run: the default (4 per CPU = 8 here)
@@ -70,6 +72,9 @@ class Config:
     warmup_starts: int = 2            # server starts per warm-up variant
     steady_requests: int = 20
     worker_timeout_s: float = 900.0
+    bucket_batch_sizes: tuple[int, ...] = (1, 32)  # ceiling without length buckets (the plain export)
+    rss_batch_sizes: tuple[int, ...] = (32, 128)   # server peak RSS after requests of these sizes
+    rss_batches: int = 4                           # requests per size
 
     def texts_for(self, batch_size: int) -> int:
         return dict(self.texts)[batch_size]
@@ -81,7 +86,7 @@ class Config:
 FULL = Config(quick=False)
 QUICK = Config(quick=True, texts=((1, 8), (8, 32), (32, 64), (64, 64)), repetitions=3, budget_s=3.0,
                batched_concurrency=(1, 4), batched_texts=64, requests_per_client=2, min_client_requests=16,
-               tokenizer_texts=256, warmup_starts=1, steady_requests=8, worker_timeout_s=300.0)
+               tokenizer_texts=256, warmup_starts=1, steady_requests=8, worker_timeout_s=600.0, rss_batches=2)
 
 
 # ---------------------------------------------------------------------------- in-process
@@ -108,7 +113,7 @@ def inprocess(kind: str, name: str, cfg: Config, *, batch_sizes=None, texts=None
 
 
 # ---------------------------------------------------------------------------- servers
-def _server(model_base: Path, *extra: str, timeout: float = 300.0):
+def _server(model_base: Path, *extra: str, timeout: float = 900.0):
     from server import ServerProcess
 
     flags = [f"--model_name={MODEL_NAME}", f"--model_base_path={model_base}",

@@ -28,7 +28,7 @@ def _target_help() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from signatures import DEFAULT_SIGNATURE_CHOICES, POOLINGS, TASKS, TOKENIZER_KINDS
+    from signatures import DEFAULT_MAX_TOKENS, DEFAULT_SIGNATURE_CHOICES, POOLINGS, TASKS, TOKENIZER_KINDS
 
     p = argparse.ArgumentParser(
         prog="python -m export",
@@ -51,6 +51,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pooling", choices=POOLINGS, help="feature-extraction pooling (default: the checkpoint's, else mean)")
     p.add_argument("--no-normalize", dest="normalize", action="store_false", default=None,
                    help="feature-extraction: do not L2-normalise the embedding")
+    b = p.add_argument_group("length bucketing (string signatures)")
+    b.add_argument("--no-length-buckets", dest="length_buckets", action="store_false",
+                   help="run each batch through the encoder as one, padded to its longest row (default: "
+                        "length-ordered sub-batches, each padded to its own longest row)")
+    b.add_argument("--bucket-tokens", type=int, metavar="N",
+                   help="padded tokens (rows x longest row) per sub-batch (default: the measured "
+                        f"{DEFAULT_MAX_TOKENS})")
     v = p.add_argument_group("verification (before anything is published)")
     v.add_argument("--no-verify", dest="verify", action="store_false",
                    help="skip numeric and tokenizer parity (the op check still runs)")
@@ -61,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--strict-tokenizer", action="store_true",
                    help="fail when the in-graph tokenizer differs from the checkpoint's on any text")
     v.add_argument("--target-serving", metavar="X.Y.Z", help=_target_help())
+    v.add_argument("--verify-bf16", action="store_true",
+                   help="also run the SavedModel under --mixed_precision=bfloat16 (grappler's oneDNN bf16 "
+                        "rewrite) and record its accuracy cost in the model card")
     w = p.add_argument_group("warmup (assets.extra/tf_serving_warmup_requests)")
     w.add_argument("--warmup-records", type=int, metavar="N",
                    help="number of warmup requests, 1-1000 (default: every signature at every warmup shape)")

@@ -23,7 +23,7 @@ from server._env import set_defaults as set_env_defaults
 
 __all__ = ["ExportOptions", "ExportResult", "export_model", "load_tf_model", "build_task", "VERIFICATION_STEPS"]
 
-VERIFICATION_STEPS = ("parity", "tokenizer_parity", "op_check", "warmup")
+VERIFICATION_STEPS = ("parity", "tokenizer_parity", "bucket_parity", "bf16_check", "op_check", "warmup")
 
 
 @dataclass
@@ -42,6 +42,9 @@ class ExportOptions:
     output_attentions: bool = False
     pooling: str | None = None  # None: the checkpoint's sentence-transformers pooling, else mean
     normalize: bool | None = None  # None: the checkpoint's sentence-transformers setting, else True
+    length_buckets: bool = True  # string signatures run length-ordered sub-batches (signatures/_buckets.py)
+    bucket_tokens: int | None = None  # padded tokens per sub-batch; None: signatures' DEFAULT_MAX_TOKENS
+    verify_bf16: bool = False  # accuracy under TF Serving's --mixed_precision=bfloat16 (export/_bf16_check.py)
     # Verification (export/_parity.py, _tokenizer_parity.py, _opcheck.py) and warmup (_warmup.py).
     verify: bool = True  # numeric and tokenizer parity (the op check always runs)
     max_error: float = 1e-5
@@ -124,6 +127,14 @@ def _tokenizer(options: ExportOptions, checkpoint: Checkpoint, max_length: int):
         raise ExportError(str(exc)) from exc
 
 
+def _bucket_policy(options: ExportOptions):
+    from signatures import BucketPolicy
+
+    if not options.length_buckets:
+        return None
+    return BucketPolicy() if options.bucket_tokens is None else BucketPolicy(options.bucket_tokens)
+
+
 def _check_options(options: ExportOptions, checkpoint: Checkpoint) -> int:
     from signatures import DEFAULT_SIGNATURE_CHOICES, TOKENIZER_KINDS
 
@@ -144,8 +155,11 @@ def _check_options(options: ExportOptions, checkpoint: Checkpoint) -> int:
     if not (options.max_error > 0 and options.max_error == options.max_error):
         raise ExportError(f"--max-error {options.max_error}: must be a positive number such as 1e-5")
     check_records_option(options.warmup_records)
+    if options.bucket_tokens is not None and (options.bucket_tokens < 1 or not options.length_buckets):
+        raise ExportError(f"--bucket-tokens {options.bucket_tokens}: needs length buckets on and a positive "
+                          "number of padded tokens per sub-batch, such as 1024")
     for flag, given in (("--parity-corpus", options.parity_corpus is not None),
-                        ("--strict-tokenizer", options.strict_tokenizer)):
+                        ("--verify-bf16", options.verify_bf16), ("--strict-tokenizer", options.strict_tokenizer)):
         if given and not options.verify:
             raise ExportError(f"{flag} needs the parity checks, which --no-verify turns off; drop one of them")
     if options.warmup_records is not None and not options.warmup:
@@ -189,7 +203,8 @@ def export_model(options: ExportOptions, log=print) -> ExportResult:
         model = load_tf_model(checkpoint, task)
         tokenizer = _tokenizer(options, checkpoint, max_length)
         module = ServingModule(model, tokenizer, task, architecture,
-                               hidden_states=options.output_hidden_states, attentions=options.output_attentions)
+                               hidden_states=options.output_hidden_states, attentions=options.output_attentions,
+                               length_buckets=_bucket_policy(options))
     log(f"exporting {checkpoint.path} ({checkpoint.config.model_type}, {checkpoint.weights} weights) "
         f"as {task.name} -> {target}")
     try:
@@ -224,7 +239,7 @@ def _verify_and_describe(options, checkpoint, task, architecture, model, module,
     from protocol import WARMUP_DIR, WARMUP_FILE
 
     nothing = f"nothing was written to {Path(options.output_dir) / options.name}"
-    parity = tokens = loaded = None
+    parity = tokens = loaded = buckets = bf16 = None
     try:
         if options.verify:
             with _timed(timings, "parity"):
@@ -239,6 +254,8 @@ def _verify_and_describe(options, checkpoint, task, architecture, model, module,
                 tokens = tokenizer_parity(module.tokenizer, hf_tokenizer(checkpoint.path), max_length=max_length,
                                           extra=corpus).as_dict()
             log(format_tokenizer_parity(tokens, options.strict_tokenizer))
+            buckets = _check_buckets(options, module, loaded, corpus, timings, log, nothing)
+            bf16 = _check_bf16(options, loaded, staged, corpus, timings, log)
             if tokens["mismatches"] and options.strict_tokenizer:
                 raise VerificationError(f"tokenizer parity failed (--strict-tokenizer): {tokens['mismatches']} "
                                         f"of {tokens['texts']} texts tokenize differently from the checkpoint's "
@@ -281,7 +298,10 @@ def _verify_and_describe(options, checkpoint, task, architecture, model, module,
                     "default_signature": options.default_signature,
                     "output_hidden_states": options.output_hidden_states,
                     "output_attentions": options.output_attentions, "verify": options.verify,
-                    "max_error": options.max_error},
+                    "max_error": options.max_error, "length_buckets": options.length_buckets},
+        "bf16": bf16,
+        "length_buckets": buckets or ({"policy": _bucket_policy(options).describe(), "parity": None}
+                                      if options.length_buckets else None),
         "versions": package_versions(),
         "target_serving": target_serving,
         "signatures": signatures,
@@ -296,3 +316,32 @@ def _verify_and_describe(options, checkpoint, task, architecture, model, module,
     }
     write_report(staged, card)
     return card
+
+
+def _check_buckets(options, module, loaded, corpus, timings: dict, log, nothing: str) -> dict | None:
+    """Bucketed string signatures vs the plain computation, on the parity corpus; the card's `length_buckets`."""
+    from export._bucket_parity import bucket_parity, format_bucket_parity
+    from export._tokenizer_parity import CORPUS
+
+    if not options.length_buckets:
+        return None
+    with _timed(timings, "bucket_parity"):
+        report = bucket_parity(loaded, module.tokenizer, [t for _, t in CORPUS] + list(corpus or []))
+    log(format_bucket_parity(report))
+    if not report["ok"]:
+        raise VerificationError(f"length-bucketing parity failed: bucketed outputs differ from the plain "
+                                f"computation by more than {report['bound']:g} (figures above); {nothing}")
+    return {"policy": _bucket_policy(options).describe(), "parity": report}
+
+
+def _check_bf16(options, loaded, staged: Path, corpus, timings: dict, log) -> dict | None:
+    """--verify-bf16: the accuracy cost of --mixed_precision=bfloat16, for the card's `bf16` (never fails)."""
+    from export._bf16_check import bf16_check, format_bf16_check
+    from export._tokenizer_parity import CORPUS
+
+    if not options.verify_bf16:
+        return None
+    with _timed(timings, "bf16_check"):
+        report = bf16_check(loaded, staged, [t for _, t in CORPUS] + list(corpus or []))
+    log(format_bf16_check(report))
+    return report

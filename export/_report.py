@@ -108,6 +108,17 @@ def render(version_dir: str | Path) -> str:
                                f"{human_size(sizes.get('variables_bytes', 0))}, saved_model.pb "
                                f"{human_size(sizes.get('saved_model_pb_bytes', 0))}, warmup "
                                f"{human_size(sizes.get('warmup_bytes', 0))})"))
+    buckets = card.get("length_buckets")
+    if "length_buckets" in card:
+        fields.append(("length buckets", "off (--no-length-buckets)" if not buckets else
+                       f"sub-batches of <= {buckets['policy']['max_tokens']} padded tokens"
+                       + (f"; parity {'ok' if buckets['parity']['ok'] else 'FAILED'} within "
+                          f"{buckets['parity']['bound']:g}" if buckets.get("parity") else "")))
+    bf16 = card.get("bf16")
+    if bf16:
+        figures = "; ".join(f"{k}: " + ", ".join(f"{n} {v:.6g}" for n, v in f.items())
+                            for k, f in bf16["outputs"].items())
+        fields.append(("bf16", f"{figures} (CPU bf16: {', '.join(bf16['cpu_bf16_flags']) or 'none'})"))
     warmup = card.get("warmup")
     fields.append(("warmup", f"{warmup['records']} records in {warmup['file']}" if warmup else "none"))
     timings = card.get("timings", {})

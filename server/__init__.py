@@ -11,7 +11,7 @@ one SavedModel loader (which imports TensorFlow when called).
 """
 from ._flags import FlagError, Options, parse_flags
 from ._process import ServerProcess, free_port
-from ._saved_model import LoadedSavedModel, SessionOptions, load_saved_model
+from ._saved_model import LoadedSavedModel, SessionOptions, cpu_bf16_flags, load_saved_model
 
 __all__ = ["ServerProcess", "free_port", "parse_flags", "Options", "FlagError",
-           "SessionOptions", "LoadedSavedModel", "load_saved_model"]
+           "SessionOptions", "LoadedSavedModel", "load_saved_model", "cpu_bf16_flags"]

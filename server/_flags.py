@@ -59,6 +59,7 @@ class Options:
     # grpc.health.v1 is always served (the issue asks for it); the flag is accepted either way.
     enable_grpc_healthcheck_service: bool = False
     version: bool = False
+    mixed_precision: str = ""  # "bfloat16": grappler's oneDNN bf16 auto mixed precision rewrite
     # Ours, not tensorflow_model_server's: the address both front ends bind,
     # and whether TensorFlow's own log lines and warnings are shown (off: only
     # the server's lines, as tensorflow_model_server prints them).
@@ -71,7 +72,8 @@ class Options:
         from ._saved_model import SessionOptions
         return SessionOptions(
             intra_op_threads=self.tensorflow_intra_op_parallelism or self.tensorflow_session_parallelism,
-            inter_op_threads=self.tensorflow_inter_op_parallelism or self.tensorflow_session_parallelism)
+            inter_op_threads=self.tensorflow_inter_op_parallelism or self.tensorflow_session_parallelism,
+            mixed_precision=self.mixed_precision)
 
 
 # Flags this server implements (all fields of Options).
@@ -92,7 +94,6 @@ NOT_IMPLEMENTED: dict[str, tuple[object, str]] = {
     "xla_cpu_compilation_enabled": (False, "XLA compilation is not offered"),
     "enable_profiler": (True, "the TensorFlow profiler service is not exposed"),
     "remove_unused_fields_from_bundle_metagraph": (True, "the whole MetaGraphDef is always kept"),
-    "mixed_precision": ("", "mixed precision rewriting is not offered"),
     "skip_initialize_tpu": (False, "there is no TPU"),
     "thread_pool_factory_config_file": ("", "custom thread pools are not offered"),
     "num_load_threads": (0, "versions load one at a time"),

@@ -3,6 +3,7 @@
 >>> from signatures import ServingModule, WordPieceTokenizer, FeatureExtraction, architecture_for
 """
 from signatures._architectures import ARCHITECTURES, Architecture, architecture_for
+from signatures._buckets import DEFAULT_MAX_TOKENS, BucketPolicy, run_in_buckets
 from signatures._module import DEFAULT_SIGNATURE_CHOICES, ServingModule
 from signatures._postprocess import POOLINGS, classify, l2_normalize, pool
 from signatures._tasks import TASKS, FeatureExtraction, Task, TextClassification
@@ -12,6 +13,9 @@ __all__ = [
     "ARCHITECTURES",
     "Architecture",
     "architecture_for",
+    "BucketPolicy",
+    "DEFAULT_MAX_TOKENS",
+    "run_in_buckets",
     "DEFAULT_SIGNATURE_CHOICES",
     "ServingModule",
     "POOLINGS",

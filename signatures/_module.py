@@ -27,6 +27,7 @@ import tensorflow as tf
 
 from protocol import DEFAULT_SIGNATURE
 from signatures._architectures import Architecture
+from signatures._buckets import BucketPolicy, run_in_buckets
 from signatures._tasks import Task
 from signatures._tokenizer import WordPieceTokenizer
 
@@ -39,7 +40,8 @@ class ServingModule(tf.Module):
     """Holds the TF model, the tokenizer and the task; builds the signatures."""
 
     def __init__(self, model, tokenizer: WordPieceTokenizer, task: Task, architecture: Architecture,
-                 *, hidden_states: bool = False, attentions: bool = False):
+                 *, hidden_states: bool = False, attentions: bool = False,
+                 length_buckets: BucketPolicy | None = None):
         super().__init__(name="serving")
         self.model = model
         self.tokenizer = tokenizer
@@ -47,6 +49,7 @@ class ServingModule(tf.Module):
         self._architecture = architecture
         self._hidden_states = hidden_states
         self._attentions = attentions
+        self._length_buckets = length_buckets  # None: string signatures run the batch as one
 
     def run(self, attention_mask: tf.Tensor, token_type_ids: tf.Tensor | None, *,
             input_ids: tf.Tensor | None = None, inputs_embeds: tf.Tensor | None = None) -> dict[str, tf.Tensor]:
@@ -81,6 +84,12 @@ class ServingModule(tf.Module):
         return result
 
     def _text_result(self, encoded: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        """What a string signature returns for the tokenizer's packed `encoded` batch."""
+        if self._length_buckets is None:
+            return self._text_outputs(encoded)
+        return run_in_buckets(encoded, self._text_outputs, max_tokens=self._length_buckets.max_tokens)
+
+    def _text_outputs(self, encoded: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         result = self.run(encoded["attention_mask"], encoded["token_type_ids"], input_ids=encoded["input_ids"])
         keep = self._task.text_outputs
         extras = ("hidden_states", "attentions")

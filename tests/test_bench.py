@@ -134,12 +134,34 @@ def test_ratios_mark_targets(results):
     assert rows["grpc_vs_ceiling"]["value"] == pytest.approx(0.95)  # best concurrency (95) / ceiling 32 (100)
     assert rows["grpc_vs_ceiling"]["met"] is True
     assert rows["rest_vs_ceiling"]["value"] == pytest.approx(0.70) and rows["rest_vs_ceiling"]["met"] is False
-    assert rows["batching_32_clients"]["value"] == pytest.approx(2.5) and rows["batching_32_clients"]["met"] is False
+    assert rows["batching_32_clients"]["value"] == pytest.approx(2.5) and rows["batching_32_clients"]["met"] is True
     assert rows["grpc_vs_pytorch"]["value"] == pytest.approx(1.9) and rows["grpc_vs_pytorch"]["met"] is True
     lo, hi = rows["grpc_vs_ceiling"]["range"]
     assert lo == pytest.approx(95 / 110) and hi == pytest.approx(95 / 90)
     assert rows["tokenizer_bs32"]["value"] == pytest.approx(2.0)
     assert rows["grpc_vs_rest"]["target"] is None and rows["grpc_vs_rest"]["met"] is None
+
+
+def test_length_bucket_ratios_compare_with_the_plain_export_and_its_sorted_ceiling():
+    ms = [_m("ceiling", 32, 1, [300.0]), _m("ceiling_plain", 32, 1, [100.0]), _m("ceiling_plain_sorted", 32, 1, [400.0]),
+          _m("ceiling", 1, 1, [96.0]), _m("ceiling_plain", 1, 1, [100.0])]
+    rows = {r["key"]: r for r in _report.ratios({"measurements": ms})}
+    assert rows["buckets_vs_plain"]["value"] == pytest.approx(3.0) and rows["buckets_vs_plain"]["met"] is True
+    assert rows["buckets_vs_sorted"]["value"] == pytest.approx(0.75) and rows["buckets_vs_sorted"]["met"] is False
+    assert rows["buckets_batch1"]["value"] == pytest.approx(0.96) and rows["buckets_batch1"]["met"] is True
+
+
+def test_bf16_row_says_not_applicable_without_bf16_cpu_flags():
+    results = {"measurements": [], "meta": {"cpu_flags": ["avx2", "fma"]}, "info": {"bf16": {"applicable": False}}}
+    table = _report.targets_table(results)
+    assert "not applicable on this CPU (relevant flags: avx2, fma)" in table
+
+
+def test_memory_table_marks_the_ten_percent_bound():
+    table = _report.memory_table({"memory": {"bucketed": {"loaded": 500.0, "batch_128": 560.0},
+                                             "plain": {"loaded": 500.0, "batch_128": 500.0}}})
+    rows = table.splitlines()
+    assert "| 1.00 | ≤ 1.1 | **met** |" in rows[2] and "| 1.12 | ≤ 1.1 | **missed** |" in rows[3]
 
 
 def test_ratios_missing_measurements_are_nan_not_errors():
