@@ -6,7 +6,9 @@ from signatures._architectures import ARCHITECTURES, Architecture, architecture_
 from signatures._module import DEFAULT_SIGNATURE_CHOICES, ServingModule
 from signatures._postprocess import POOLINGS, classify, l2_normalize, pool
 from signatures._tasks import TASKS, FeatureExtraction, Task, TextClassification
-from signatures._tokenizer import TOKENIZER_KINDS, WordPieceTokenizer
+from signatures._packer import TEMPLATES, SegmentPacker
+from signatures._tokenizer import Tokenizer
+from signatures._wordpiece import TOKENIZER_KINDS, WordPieceTokenizer
 
 __all__ = [
     "ARCHITECTURES",
@@ -22,6 +24,9 @@ __all__ = [
     "Task",
     "FeatureExtraction",
     "TextClassification",
+    "TEMPLATES",
+    "SegmentPacker",
+    "Tokenizer",
     "TOKENIZER_KINDS",
     "WordPieceTokenizer",
 ]
