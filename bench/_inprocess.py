@@ -89,16 +89,12 @@ def tokenizer_graph(checkpoint: str, **_):
     import tensorflow_text  # noqa: F401
 
     from export import Checkpoint
-    from signatures import WordPieceTokenizer
 
     ckpt = Checkpoint.open(checkpoint)
-    s = ckpt.tokenizer_settings
     graph = tf.Graph()
     session = _session(graph)
     with graph.as_default():
-        tok = WordPieceTokenizer(str(s.vocab_file), lower_case=s.lower_case, strip_accents=s.strip_accents,
-                                 max_length=ckpt.default_max_length(), cls_token=s.cls_token,
-                                 sep_token=s.sep_token, unk_token=s.unk_token, pad_token=s.pad_token)
+        tok = ckpt.build_tokenizer(ckpt.default_max_length())
         text = tf.compat.v1.placeholder(tf.string, [None], name="text")
         out = tok(text)
         init = [tf.compat.v1.global_variables_initializer(), tf.compat.v1.tables_initializer()]

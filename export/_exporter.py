@@ -113,16 +113,7 @@ def load_tf_model(checkpoint: Checkpoint, task):
 
 
 def _tokenizer(options: ExportOptions, checkpoint: Checkpoint, max_length: int):
-    from signatures import WordPieceTokenizer, architecture_for
-
-    s = checkpoint.tokenizer_settings
-    try:
-        return WordPieceTokenizer(str(s.vocab_file), lower_case=s.lower_case, strip_accents=s.strip_accents,
-                                  max_length=max_length, kind=options.tokenizer, cls_token=s.cls_token,
-                                  sep_token=s.sep_token, unk_token=s.unk_token, pad_token=s.pad_token,
-                                  uses_token_type_ids=architecture_for(checkpoint.config.model_type).uses_token_type_ids)
-    except ValueError as exc:
-        raise ExportError(str(exc)) from exc
+    return checkpoint.build_tokenizer(max_length, kind=options.tokenizer)
 
 
 def _check_options(options: ExportOptions, checkpoint: Checkpoint) -> int:
@@ -137,11 +128,11 @@ def _check_options(options: ExportOptions, checkpoint: Checkpoint) -> int:
                           f"{', '.join(DEFAULT_SIGNATURE_CHOICES)}")
     if options.version is not None and options.version < 1:
         raise ExportError(f"--version {options.version}: versions are positive integers")
-    limit = getattr(checkpoint.config, "max_position_embeddings", 512)
+    limit = checkpoint.max_positions()
     max_length = options.max_length or checkpoint.default_max_length()
     if not 3 <= max_length <= limit:
-        raise ExportError(f"--max-length {max_length}: must be between 3 and the model's "
-                          f"max_position_embeddings ({limit})")
+        raise ExportError(f"--max-length {max_length}: must be between 3 and the {limit} positions the model "
+                          "embeds (max_position_embeddings)")
     if not (options.max_error > 0 and options.max_error == options.max_error):
         raise ExportError(f"--max-error {options.max_error}: must be a positive number such as 1e-5")
     check_records_option(options.warmup_records)
@@ -253,7 +244,7 @@ def _verify_and_describe(options, checkpoint, task, architecture, model, module,
         warmup = None
         if options.warmup:
             with _timed(timings, "warmup"):
-                warmup = write_warmup(staged, options.name, signatures, checkpoint.tokenizer_settings.vocab_file,
+                warmup = write_warmup(staged, options.name, signatures, module.tokenizer.get_vocabulary(),
                                       max_length, options.warmup_records)
                 if loaded is not None:  # replay one request per signature, as TF Serving does at load
                     warmup["replayed"] = replay(loaded, read_warmup(staged))

@@ -3,10 +3,12 @@
 >>> from signatures import ServingModule, WordPieceTokenizer, FeatureExtraction, architecture_for
 """
 from signatures._architectures import ARCHITECTURES, Architecture, architecture_for
+from signatures._byte_pair import BytePairTokenizer
 from signatures._module import DEFAULT_SIGNATURE_CHOICES, ServingModule
-from signatures._postprocess import POOLINGS, classify, l2_normalize, pool
-from signatures._tasks import TASKS, FeatureExtraction, Task, TextClassification
 from signatures._packer import TEMPLATES, SegmentPacker
+from signatures._postprocess import POOLINGS, classify, l2_normalize, pool
+from signatures._sentencepiece import SentencePieceTokenizer
+from signatures._tasks import TASKS, FeatureExtraction, Task, TextClassification
 from signatures._tokenizer import Tokenizer
 from signatures._wordpiece import TOKENIZER_KINDS, WordPieceTokenizer
 
@@ -27,6 +29,8 @@ __all__ = [
     "TEMPLATES",
     "SegmentPacker",
     "Tokenizer",
+    "BytePairTokenizer",
+    "SentencePieceTokenizer",
     "TOKENIZER_KINDS",
     "WordPieceTokenizer",
 ]

@@ -21,7 +21,10 @@ import tensorflow as tf
 
 from signatures._packer import SegmentPacker
 
-__all__ = ["Tokenizer", "special_ids"]
+__all__ = ["Tokenizer", "special_ids", "WHITESPACE"]
+
+# Oniguruma's `\s` with Unicode, which Hugging Face's regexes mean; RE2's `\s` is ASCII only.
+WHITESPACE = r"[\t\n\x{0B}\f\r\x{85}\p{Z}]"
 
 
 class Tokenizer(tf.Module):
