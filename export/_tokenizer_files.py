@@ -99,7 +99,7 @@ class TokenizerFiles:
                 tokenizer = BytePairTokenizer(*map(str, self.paths), **self.options, **tokens, **common)
             else:
                 tokenizer = SentencePieceTokenizer(str(self.paths[0]), vocab_size=vocab_size,
-                                                   **self._sentencepiece_ids(vocab_size), **common)
+                                                   **self._sentencepiece_ids(), **common)
         except ValueError as exc:
             raise ExportError(str(exc)) from exc
         if tokenizer.vocab_size > vocab_size:
@@ -107,12 +107,12 @@ class TokenizerFiles:
                               f"{vocab_size} (config.json vocab_size); the files belong to different checkpoints")
         return tokenizer
 
-    def _sentencepiece_ids(self, vocab_size: int) -> dict:
+    def _sentencepiece_ids(self) -> dict:
         if self.architecture.fairseq_ids:  # <s> <pad> </s> <unk>, the pieces, <mask>
-            return {"id_offset": 1, "special_tokens": {"cls": 0, "pad": 1, "sep": 2, "unk": 3,
-                                                       "mask": vocab_size - 1}}
-        raise ExportError(f"{self.architecture.model_type}: SentencePiece without fairseq ids has no special-token "
-                          "mapping yet")
+            return {"id_offset": 1, "special_tokens": {"cls": 0, "pad": 1, "sep": 2, "unk": 3},
+                    "appended": ("mask",)}
+        # ALBERT-style: the special tokens are pieces of the model itself.
+        return {"special_tokens": {role: name for role, name in self.special_tokens.items() if role != "mask"}}
 
 
 TOKENIZER_FILES_TEXT = {

