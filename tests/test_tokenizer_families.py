@@ -155,3 +155,15 @@ def test_sentencepiece_model_of_another_size_is_refused_before_writing(checkpoin
     (broken / "config.json").write_text(json.dumps({**config, "vocab_size": config["vocab_size"] + 5}))
     message = _export_fails(broken, tmp_path / "out")
     assert "the SentencePiece model does not belong to this checkpoint" in message
+
+
+@pytest.mark.slow
+def test_real_all_mpnet_base_v2_matches_sentence_transformers_pooling(mpnet_checkpoint, tmp_path):
+    result = export_model(ExportOptions(model=mpnet_checkpoint, task="feature-extraction", name="mpnet",
+                                        output_dir=tmp_path, warmup=False), log=lambda *_: None)
+    card = result.report
+    rows = {r["name"]: r for r in card["parity"]["pytorch_vs_tf"]}
+    # mean pooling + L2 normalisation in torch (sentence-transformers' formulas) vs the export
+    assert rows["embedding (task output)"]["max_abs_error"] <= 1e-5 and card["parity"]["ok"]
+    assert card["task"]["pooling"] == "mean" and card["task"]["normalize"] is True
+    assert card["tokenizer_parity"]["mismatch_kinds"] == {"special-tokens": 1}
