@@ -12,7 +12,7 @@ PyTorch never share a process or its thread pools.
   checkpoint's fast tokenizer (padding to the longest, truncation at the
   model's max_seq_length) + `BertModel` + attention-masked mean pooling +
   L2 normalisation, `eval()`, `torch.no_grad()`, default thread count.
-* `tokenizer_graph`: `signatures.WordPieceTokenizer` as exported (same
+* `tokenizer_graph`: the checkpoint's in-graph tokenizer as exported (same
   settings), in a TF1 graph run by a session callable, as in the server.
 * `tokenizer_hf`: the checkpoint's Hugging Face fast tokenizer, numpy output.
 """
