@@ -97,8 +97,9 @@ def test_byte_pair_has_no_state_that_grows_with_traffic(checkpoints):
 def test_each_family_exports_with_numeric_and_tokenizer_parity(exported, family):
     out, results = exported
     card = read_report(out / family / "1")
-    assert card["parity"]["ok"] and card["ops"]["ok"]
-    assert card["tokenizer_parity"]["mismatch_kinds"] == {"special-tokens": 1}  # <s> </s> <mask> <pad> in text
+    assert card["parity"]["ok"] and not card["ops"]["missing"]
+    # only texts with special-token strings (<s> </s> <mask>, MPNet's [UNK]) differ, and they are reported
+    assert set(card["tokenizer_parity"]["mismatch_kinds"]) == {"special-tokens"}
     assert "token_type_ids" not in card["signatures"]["tokens"]["inputs"]
     assert set(results[family].signatures) >= {"text", "tokens", "tokens_int64", "embeds", "serving_default"}
 
@@ -164,6 +165,6 @@ def test_real_all_mpnet_base_v2_matches_sentence_transformers_pooling(mpnet_chec
     card = result.report
     rows = {r["name"]: r for r in card["parity"]["pytorch_vs_tf"]}
     # mean pooling + L2 normalisation in torch (sentence-transformers' formulas) vs the export
-    assert rows["embedding (task output)"]["max_abs_error"] <= 1e-5 and card["parity"]["ok"]
+    assert rows["embedding"]["max_abs_error"] <= 1e-5 and card["parity"]["ok"]
     assert card["task"]["pooling"] == "mean" and card["task"]["normalize"] is True
-    assert card["tokenizer_parity"]["mismatch_kinds"] == {"special-tokens": 1}
+    assert set(card["tokenizer_parity"]["mismatch_kinds"]) == {"special-tokens"}
