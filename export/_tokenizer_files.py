@@ -124,7 +124,7 @@ TOKENIZER_FILES_TEXT = {
 
 def _need(path: Path, name: str, what: str) -> Path:
     if not (path / name).is_file():
-        raise ExportError(f"--model {path}: no {name} ({what}); save the tokenizer next to the model "
+        raise ExportError(f"--model {path}: no tokenizer files ({name}): {what}; save the tokenizer next to the model "
                           "(tokenizer.save_pretrained(dir))")
     return path / name
 

@@ -141,7 +141,8 @@ def _export_fails(checkpoint, out) -> str:
 def test_bpe_vocabulary_without_merges_is_refused_before_writing(checkpoints, tmp_path):
     broken = shutil.copytree(checkpoints["roberta"], tmp_path / "ckpt")
     (broken / "merges.txt").unlink()
-    assert "no merges.txt (the BPE merges that belong with vocab.json)" in _export_fails(broken, tmp_path / "out")
+    assert "no tokenizer files (merges.txt): the BPE merges that belong with vocab.json" in _export_fails(
+        broken, tmp_path / "out")
 
 
 def test_merges_of_another_vocabulary_are_refused_before_writing(checkpoints, tmp_path):
