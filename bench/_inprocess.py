@@ -12,7 +12,7 @@ PyTorch never share a process or its thread pools.
   checkpoint's fast tokenizer (padding to the longest, truncation at the
   model's max_seq_length) + `BertModel` + attention-masked mean pooling +
   L2 normalisation, `eval()`, `torch.no_grad()`, default thread count.
-* `tokenizer_graph`: `signatures.WordPieceTokenizer` as exported (same
+* `tokenizer_graph`: the checkpoint's in-graph tokenizer as exported (same
   settings), in a TF1 graph run by a session callable, as in the server.
 * `tokenizer_hf`: the checkpoint's Hugging Face fast tokenizer, numpy output.
 """
@@ -86,16 +86,12 @@ def tokenizer_graph(checkpoint: str, **_):
     import tensorflow_text  # noqa: F401
 
     from export import Checkpoint
-    from signatures import WordPieceTokenizer
 
     ckpt = Checkpoint.open(checkpoint)
-    s = ckpt.tokenizer_settings
     graph = tf.Graph()
     session = _session(graph)
     with graph.as_default():
-        tok = WordPieceTokenizer(str(s.vocab_file), lower_case=s.lower_case, strip_accents=s.strip_accents,
-                                 max_length=ckpt.default_max_length(), cls_token=s.cls_token,
-                                 sep_token=s.sep_token, unk_token=s.unk_token, pad_token=s.pad_token)
+        tok = ckpt.build_tokenizer(ckpt.default_max_length())
         text = tf.compat.v1.placeholder(tf.string, [None], name="text")
         out = tok(text)
         init = [tf.compat.v1.global_variables_initializer(), tf.compat.v1.tables_initializer()]

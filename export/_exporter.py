@@ -7,23 +7,22 @@ PosixPath('models/minilm/1')
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from export._errors import ExportError, VerificationError
+from export._errors import ExportError
 from export._layout import next_version, publish, staging, version_dir
 from export._opcheck import default_target, parse_target, prefetch_op_sets
+from export._report import model_card, write_report
 from export._source import Checkpoint
 from export._summary import directory_size, read_signatures
+from export._verification import VERIFICATION_STEPS, Staged, timed, verify
 from export._warmup import check_records_option
 from server._env import set_defaults as set_env_defaults
 
 __all__ = ["ExportOptions", "ExportResult", "export_model", "load_tf_model", "build_task", "VERIFICATION_STEPS"]
-
-VERIFICATION_STEPS = ("parity", "tokenizer_parity", "bucket_parity", "bf16_check", "op_check", "warmup")
 
 
 @dataclass
@@ -70,13 +69,6 @@ class ExportResult:
         return round(sum(self.timings.get(k, 0.0) for k in VERIFICATION_STEPS), 3)
 
 
-@contextlib.contextmanager
-def _timed(timings: dict, step: str):
-    start = time.perf_counter()
-    yield
-    timings[step] = round(time.perf_counter() - start, 3)
-
-
 def build_task(options: ExportOptions, checkpoint: Checkpoint):
     from signatures import TASKS, FeatureExtraction, TextClassification
 
@@ -115,19 +107,8 @@ def load_tf_model(checkpoint: Checkpoint, task):
     return model
 
 
-def _tokenizer(options: ExportOptions, checkpoint: Checkpoint, max_length: int):
-    from signatures import WordPieceTokenizer
-
-    s = checkpoint.tokenizer_settings
-    try:
-        return WordPieceTokenizer(str(s.vocab_file), lower_case=s.lower_case, strip_accents=s.strip_accents,
-                                  max_length=max_length, kind=options.tokenizer, cls_token=s.cls_token,
-                                  sep_token=s.sep_token, unk_token=s.unk_token, pad_token=s.pad_token)
-    except ValueError as exc:
-        raise ExportError(str(exc)) from exc
-
-
-def _bucket_policy(options: ExportOptions):
+def bucket_policy(options: ExportOptions):
+    """The length-bucket policy the options ask for, or None (signatures/_buckets.py)."""
     from signatures import BucketPolicy
 
     if not options.length_buckets:
@@ -147,11 +128,11 @@ def _check_options(options: ExportOptions, checkpoint: Checkpoint) -> int:
                           f"{', '.join(DEFAULT_SIGNATURE_CHOICES)}")
     if options.version is not None and options.version < 1:
         raise ExportError(f"--version {options.version}: versions are positive integers")
-    limit = getattr(checkpoint.config, "max_position_embeddings", 512)
+    limit = checkpoint.max_positions()
     max_length = options.max_length or checkpoint.default_max_length()
     if not 3 <= max_length <= limit:
-        raise ExportError(f"--max-length {max_length}: must be between 3 and the model's "
-                          f"max_position_embeddings ({limit})")
+        raise ExportError(f"--max-length {max_length}: must be between 3 and the {limit} positions the model "
+                          "embeds (max_position_embeddings)")
     if not (options.max_error > 0 and options.max_error == options.max_error):
         raise ExportError(f"--max-error {options.max_error}: must be a positive number such as 1e-5")
     check_records_option(options.warmup_records)
@@ -199,21 +180,23 @@ def export_model(options: ExportOptions, log=print) -> ExportResult:
 
     task = build_task(options, checkpoint)
     architecture = architecture_for(checkpoint.config.model_type)
-    with _timed(timings, "load"):
+    with timed(timings, "load"):
+        tokenizer = checkpoint.build_tokenizer(max_length, kind=options.tokenizer)  # bad files fail before the model loads
         model = load_tf_model(checkpoint, task)
-        tokenizer = _tokenizer(options, checkpoint, max_length)
         module = ServingModule(model, tokenizer, task, architecture,
                                hidden_states=options.output_hidden_states, attentions=options.output_attentions,
-                               length_buckets=_bucket_policy(options))
+                               length_buckets=bucket_policy(options))
     log(f"exporting {checkpoint.path} ({checkpoint.config.model_type}, {checkpoint.weights} weights) "
         f"as {task.name} -> {target}")
     try:
         with staging(output_dir, options.name) as staged:
-            with _timed(timings, "save"):
+            with timed(timings, "save"):
                 tf.saved_model.save(module, str(staged), signatures=module.signatures(options.default_signature))
             signatures = read_signatures(staged)
-            card = _verify_and_describe(options, checkpoint, task, architecture, model, module, staged, signatures,
-                                        max_length, version, corpus, timings, start, log)
+            work = Staged(options, checkpoint, task, model, module, staged, max_length)
+            card = model_card(work, verify(work, corpus, timings, log), version=version, signatures=signatures,
+                              timings=timings, started=start)
+            write_report(staged, card)
             size = directory_size(staged)
             publish(staged, target)
     except BaseException:
@@ -224,124 +207,3 @@ def export_model(options: ExportOptions, log=print) -> ExportResult:
     logging.getLogger(__name__).info("exported %s in %.1fs", target, timings["total"])
     return ExportResult(path=target, version=version, signatures=signatures, size_bytes=size, timings=timings,
                         report=card)
-
-
-def _verify_and_describe(options, checkpoint, task, architecture, model, module, staged: Path, signatures: dict,
-                         max_length: int, version: int, corpus, timings: dict, start: float, log) -> dict:
-    """Parity, tokenizer parity, op check, warmup file and model card, into the staged version."""
-    from datetime import datetime, timezone
-
-    from export._opcheck import check_ops
-    from export._parity import format_parity, numeric_parity
-    from export._report import package_versions, write_report
-    from export._tokenizer_parity import format_tokenizer_parity, hf_tokenizer, tokenizer_parity
-    from export._warmup import read_warmup, replay, write_warmup
-    from protocol import WARMUP_DIR, WARMUP_FILE
-
-    nothing = f"nothing was written to {Path(options.output_dir) / options.name}"
-    parity = tokens = loaded = buckets = bf16 = None
-    try:
-        if options.verify:
-            with _timed(timings, "parity"):
-                report = numeric_parity(model, module, task, checkpoint, staged, max_error=options.max_error,
-                                        uses_token_type_ids=architecture.uses_token_type_ids,
-                                        attentions=options.output_attentions)
-                parity, loaded = report.as_dict(), report.loaded
-            log(format_parity(parity))
-            if not report.ok:
-                raise VerificationError(f"numeric parity failed: {report.first_failure} (figures above); {nothing}")
-            with _timed(timings, "tokenizer_parity"):
-                tokens = tokenizer_parity(module.tokenizer, hf_tokenizer(checkpoint.path), max_length=max_length,
-                                          extra=corpus).as_dict()
-            log(format_tokenizer_parity(tokens, options.strict_tokenizer))
-            buckets = _check_buckets(options, module, loaded, corpus, timings, log, nothing)
-            bf16 = _check_bf16(options, loaded, staged, corpus, timings, log)
-            if tokens["mismatches"] and options.strict_tokenizer:
-                raise VerificationError(f"tokenizer parity failed (--strict-tokenizer): {tokens['mismatches']} "
-                                        f"of {tokens['texts']} texts tokenize differently from the checkpoint's "
-                                        f"fast tokenizer (shown above); {nothing}")
-        target_serving = options.target_serving or default_target()
-        with _timed(timings, "op_check"):
-            ops = check_ops(staged, target_serving, tokenizer=options.tokenizer)
-        log(ops.summary())
-        if not ops.ok:
-            raise VerificationError(f"op check failed: {ops.error()}; {nothing}")
-        warmup = None
-        if options.warmup:
-            with _timed(timings, "warmup"):
-                warmup = write_warmup(staged, options.name, signatures, checkpoint.tokenizer_settings.vocab_file,
-                                      max_length, options.warmup_records)
-                if loaded is not None:  # replay one request per signature, as TF Serving does at load
-                    warmup["replayed"] = replay(loaded, read_warmup(staged))
-            log(f"warmup: {warmup['records']} records in {WARMUP_DIR}/{WARMUP_FILE}"
-                + (f" ({warmup['replayed']} replayed on the SavedModel)" if "replayed" in warmup else ""))
-    finally:
-        if loaded is not None:
-            loaded.close()
-    steps = {k: timings[k] for k in VERIFICATION_STEPS if k in timings}
-    log(f"verification added {sum(steps.values()):.1f}s (" + ", ".join(f"{k} {v:.1f}s" for k, v in steps.items())
-        + ")")
-    variables = staged / "variables"
-    sizes = {"saved_model_pb_bytes": (staged / "saved_model.pb").stat().st_size,
-             "variables_bytes": directory_size(variables) if variables.is_dir() else 0,
-             "assets_bytes": directory_size(staged / "assets") if (staged / "assets").is_dir() else 0,
-             "warmup_bytes": warmup["bytes"] if warmup else 0}
-    sizes["total_bytes"] = directory_size(staged)
-    card = {
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "model": {"name": options.name, "version": version},
-        "source": {"path": str(Path(checkpoint.path).resolve()), "model_type": checkpoint.config.model_type,
-                   "weights": checkpoint.weights, "architectures": getattr(checkpoint.config, "architectures", None)},
-        "task": task.describe(),
-        "labels": dict(enumerate(task.labels)) if getattr(task, "labels", None) else None,
-        "options": {"max_length": max_length, "tokenizer": options.tokenizer,
-                    "default_signature": options.default_signature,
-                    "output_hidden_states": options.output_hidden_states,
-                    "output_attentions": options.output_attentions, "verify": options.verify,
-                    "max_error": options.max_error, "length_buckets": options.length_buckets},
-        "bf16": bf16,
-        "length_buckets": buckets or ({"policy": _bucket_policy(options).describe(), "parity": None}
-                                      if options.length_buckets else None),
-        "versions": package_versions(),
-        "target_serving": target_serving,
-        "signatures": signatures,
-        "ops": ops.as_dict(),
-        "parity": parity,
-        "tokenizer_parity": tokens,
-        "strict_tokenizer": options.strict_tokenizer,
-        "warmup": warmup,
-        "sizes": sizes,
-        "timings": {**timings, "verification": round(sum(steps.values()), 3),
-                    "total": round(time.perf_counter() - start, 3)},
-    }
-    write_report(staged, card)
-    return card
-
-
-def _check_buckets(options, module, loaded, corpus, timings: dict, log, nothing: str) -> dict | None:
-    """Bucketed string signatures vs the plain computation, on the parity corpus; the card's `length_buckets`."""
-    from export._bucket_parity import bucket_parity, format_bucket_parity
-    from export._tokenizer_parity import CORPUS
-
-    if not options.length_buckets:
-        return None
-    with _timed(timings, "bucket_parity"):
-        report = bucket_parity(loaded, module.tokenizer, [t for _, t in CORPUS] + list(corpus or []))
-    log(format_bucket_parity(report))
-    if not report["ok"]:
-        raise VerificationError(f"length-bucketing parity failed: bucketed outputs differ from the plain "
-                                f"computation by more than {report['bound']:g} (figures above); {nothing}")
-    return {"policy": _bucket_policy(options).describe(), "parity": report}
-
-
-def _check_bf16(options, loaded, staged: Path, corpus, timings: dict, log) -> dict | None:
-    """--verify-bf16: the accuracy cost of --mixed_precision=bfloat16, for the card's `bf16` (never fails)."""
-    from export._bf16_check import bf16_check, format_bf16_check
-    from export._tokenizer_parity import CORPUS
-
-    if not options.verify_bf16:
-        return None
-    with _timed(timings, "bf16_check"):
-        report = bf16_check(loaded, staged, [t for _, t in CORPUS] + list(corpus or []))
-    log(format_bf16_check(report))
-    return report

@@ -205,10 +205,17 @@ class OpCheck:
     def ok(self) -> bool:
         return not self.missing
 
+    @property
+    def oldest_serving(self) -> str:
+        """The oldest tensorflow/serving release known to link every tensorflow-text op used."""
+        since = [_parse_version(TF_TEXT_OPS_SINCE.get(op, (SERVING_TF_TEXT[0][0],))[0]) for op in self.tf_text_ops]
+        return _str(max(since, default=_parse_version(OLDEST_TARGET)))
+
     def summary(self) -> str:
         head = f"op check: {len(self.ops)} op types ({len(self.tf_text_ops)} tensorflow-text)"
         if self.ok:
-            return f"{head}, all linked by tensorflow/serving {self.target}"
+            return (f"{head}, all linked by tensorflow/serving {self.target}; its tensorflow-text ops are "
+                    f"linked from serving {self.oldest_serving}")
         return f"{head}; {len(self.missing)} not linked by tensorflow/serving {self.target}"
 
     def error(self) -> str:
@@ -219,7 +226,8 @@ class OpCheck:
 
     def as_dict(self) -> dict:
         return {"target_serving": self.target, "count": len(self.ops), "ops": self.ops,
-                "tf_text_ops": self.tf_text_ops, "missing": self.missing, "fixes": self.fixes,
+                "tf_text_ops": self.tf_text_ops, "oldest_serving": self.oldest_serving,
+                "missing": self.missing, "fixes": self.fixes,
                 "notes": self.notes}
 
 

@@ -266,7 +266,7 @@ def _signature_rows(session, module, name: str, encoded: dict, texts: list[str],
             real = mask
             if kind in ("text", "text_pair"):
                 enc = module.tokenizer(tf.constant(texts), tf.constant(pairs) if kind == "text_pair" else None)
-                out = module.run(enc["attention_mask"], enc["token_type_ids"], input_ids=enc["input_ids"])
+                out = module.run(enc["attention_mask"], enc.get("token_type_ids"), input_ids=enc["input_ids"])
                 real = enc["attention_mask"].numpy()
                 out["token_count"] = tf.reduce_sum(enc["attention_mask"], axis=1)  # the `token_count` signature
             elif kind == "tokens":

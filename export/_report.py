@@ -18,7 +18,7 @@ from pathlib import Path
 from export._errors import ExportError
 from protocol import WARMUP_DIR
 
-__all__ = ["REPORT_FILE", "FORMAT", "package_versions", "write_report", "read_report", "render"]
+__all__ = ["REPORT_FILE", "FORMAT", "package_versions", "model_card", "write_report", "read_report", "render"]
 
 REPORT_FILE = "export_report.json"
 FORMAT = 1
@@ -32,6 +32,54 @@ def package_versions() -> dict[str, str | None]:
         except metadata.PackageNotFoundError:
             versions[package] = None
     return versions
+
+
+def model_card(staged, verification, *, version: int, signatures: dict, timings: dict, started: float) -> dict:
+    """The card's layout: an export_model's Staged export and its Verification -> the JSON written."""
+    import time
+    from datetime import datetime, timezone
+
+    from export._summary import directory_size
+
+    options, checkpoint, task = staged.options, staged.checkpoint, staged.task
+    path = staged.path
+    warmup = verification.warmup
+    sizes = {"saved_model_pb_bytes": (path / "saved_model.pb").stat().st_size,
+             "variables_bytes": directory_size(path / "variables") if (path / "variables").is_dir() else 0,
+             "assets_bytes": directory_size(path / "assets") if (path / "assets").is_dir() else 0,
+             "warmup_bytes": warmup["bytes"] if warmup else 0,
+             "total_bytes": directory_size(path)}
+    from export._verification import VERIFICATION_STEPS as steps
+
+    files = checkpoint.tokenizer_files
+    return {
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "model": {"name": options.name, "version": version},
+        "source": {"path": str(Path(checkpoint.path).resolve()), "model_type": checkpoint.config.model_type,
+                   "weights": checkpoint.weights, "architectures": getattr(checkpoint.config, "architectures", None),
+                   "tokenizer": {"algorithm": files.algorithm, "files": [p.name for p in files.paths],
+                                 "template": getattr(staged.module.tokenizer, "template", None)}},
+        "task": task.describe(),
+        "labels": dict(enumerate(task.labels)) if getattr(task, "labels", None) else None,
+        "options": {"max_length": staged.max_length, "tokenizer": options.tokenizer,
+                    "default_signature": options.default_signature,
+                    "output_hidden_states": options.output_hidden_states,
+                    "output_attentions": options.output_attentions, "verify": options.verify,
+                    "max_error": options.max_error, "length_buckets": options.length_buckets},
+        "bf16": verification.bf16,
+        "length_buckets": verification.length_buckets,
+        "versions": package_versions(),
+        "target_serving": verification.target_serving,
+        "signatures": signatures,
+        "ops": verification.ops.as_dict(),
+        "parity": verification.parity,
+        "tokenizer_parity": verification.tokenizer_parity,
+        "strict_tokenizer": options.strict_tokenizer,
+        "warmup": warmup,
+        "sizes": sizes,
+        "timings": {**timings, "verification": round(sum(timings.get(k, 0.0) for k in steps), 3),
+                    "total": round(time.perf_counter() - started, 3)},
+    }
 
 
 def write_report(version_dir: Path, report: dict) -> Path:

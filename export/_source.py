@@ -1,36 +1,22 @@
 """Reading a Transformers checkpoint directory: config, weights, tokenizer files.
 
 >>> ckpt = Checkpoint.open("path/to/all-MiniLM-L6-v2")
->>> ckpt.weights, ckpt.config.model_type, ckpt.tokenizer_settings.lower_case
-('pytorch', 'bert', True)
+>>> ckpt.weights, ckpt.config.model_type, ckpt.tokenizer_files.algorithm
+('pytorch', 'bert', 'wordpiece')
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from export._errors import ExportError
+from export._tokenizer_files import TokenizerFiles, read_json
 
-__all__ = ["Checkpoint", "TokenizerSettings", "PYTORCH_WEIGHTS", "TF_WEIGHTS"]
+__all__ = ["Checkpoint", "PYTORCH_WEIGHTS", "TF_WEIGHTS"]
 
 TF_WEIGHTS = ("tf_model.h5",)
 PYTORCH_WEIGHTS = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json",
                    "pytorch_model.bin.index.json")
-
-
-@dataclass(frozen=True)
-class TokenizerSettings:
-    """What the in-graph tokenizer needs from the checkpoint's tokenizer files."""
-
-    vocab_file: Path
-    lower_case: bool
-    strip_accents: bool | None
-    cls_token: str = "[CLS]"
-    sep_token: str = "[SEP]"
-    unk_token: str = "[UNK]"
-    pad_token: str = "[PAD]"
-    model_max_length: int | None = None
 
 
 @dataclass(frozen=True)
@@ -40,7 +26,7 @@ class Checkpoint:
     path: Path
     config: object  # transformers.PretrainedConfig
     weights: str  # "tf" or "pytorch"
-    tokenizer_settings: TokenizerSettings
+    tokenizer_files: TokenizerFiles
     sentence_transformers: dict  # pooling / normalize / max_seq_length, when it is a sentence-transformers folder
 
     @property
@@ -65,7 +51,7 @@ class Checkpoint:
         from signatures import architecture_for
 
         try:
-            architecture_for(config.model_type)
+            architecture = architecture_for(config.model_type)
         except ValueError as exc:
             raise ExportError(f"--model {path}: {exc}") from None
         if any((path / f).is_file() for f in TF_WEIGHTS):
@@ -75,67 +61,46 @@ class Checkpoint:
         else:
             raise ExportError(f"--model {path}: no weights found; expected one of {', '.join(TF_WEIGHTS + PYTORCH_WEIGHTS)}")
         return cls(path=path, config=config, weights=weights,
-                   tokenizer_settings=_tokenizer_settings(path),
+                   tokenizer_files=TokenizerFiles.read(path, architecture),
                    sentence_transformers=_sentence_transformers(path))
 
     def default_max_length(self) -> int:
         """sentence-transformers' max_seq_length, else the tokenizer's, capped by the position embeddings."""
-        limit = getattr(self.config, "max_position_embeddings", 512)
-        for candidate in (self.sentence_transformers.get("max_seq_length"), self.tokenizer_settings.model_max_length):
+        limit = self.max_positions()
+        for candidate in (self.sentence_transformers.get("max_seq_length"), self.tokenizer_files.model_max_length):
             if candidate and candidate <= limit:
                 return int(candidate)
         return int(limit)
 
+    def _position_offset(self) -> int:
+        """RoBERTa-style models start positions after the padding id: 514 embeddings hold 512 tokens."""
+        if self.config.model_type in ("roberta", "xlm-roberta", "mpnet"):
+            return int(getattr(self.config, "pad_token_id", 1) or 0) + 1
+        return 0
 
-def _read_json(path: Path) -> dict:
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ExportError(f"{path}: not valid JSON ({exc})") from exc
+    def max_positions(self) -> int:
+        """The longest sequence the position embeddings take."""
+        return int(getattr(self.config, "max_position_embeddings", 512)) - self._position_offset()
 
-
-def _tokenizer_settings(path: Path) -> TokenizerSettings:
-    vocab = path / "vocab.txt"
-    if not vocab.is_file():
-        raise ExportError(f"--model {path}: no tokenizer files (vocab.txt); the in-graph tokenizer needs the "
-                          "checkpoint's WordPiece vocabulary. Save the tokenizer next to the model "
-                          "(tokenizer.save_pretrained(dir)).")
-    config = _read_json(path / "tokenizer_config.json")
-    special = _read_json(path / "special_tokens_map.json")
-    normalizer = (_read_json(path / "tokenizer.json").get("normalizer") or {})
-    if normalizer.get("type") == "BertNormalizer":  # the fast tokenizer's own settings win
-        lower_case, strip_accents = normalizer.get("lowercase", True), normalizer.get("strip_accents")
-    else:
-        lower_case, strip_accents = config.get("do_lower_case", True), config.get("strip_accents")
-
-    def token(name: str, default: str) -> str:
-        value = special.get(name, config.get(name, default))
-        return value["content"] if isinstance(value, dict) else value
-
-    max_len = config.get("model_max_length")
-    return TokenizerSettings(
-        vocab_file=vocab, lower_case=bool(lower_case), strip_accents=strip_accents,
-        cls_token=token("cls_token", "[CLS]"), sep_token=token("sep_token", "[SEP]"),
-        unk_token=token("unk_token", "[UNK]"), pad_token=token("pad_token", "[PAD]"),
-        model_max_length=int(max_len) if isinstance(max_len, (int, float)) and max_len < 1e6 else None)
+    def build_tokenizer(self, max_length: int, kind: str = "fast"):
+        """The in-graph tokenizer from this checkpoint's tokenizer files (ExportError if they are unusable)."""
+        return self.tokenizer_files.build(max_length=max_length, vocab_size=int(self.config.vocab_size), kind=kind)
 
 
 def _sentence_transformers(path: Path) -> dict:
     """Pooling and normalisation of a sentence-transformers folder (modules.json), if it is one."""
-    modules = _read_json(path / "modules.json")
+    modules = read_json(path / "modules.json")
     if not modules:
         return {}
     settings = {"normalize": any(m.get("type", "").endswith(".Normalize") for m in modules)}
     for module in modules:
         if module.get("type", "").endswith(".Pooling"):
-            pooling = _read_json(path / module.get("path", "") / "config.json")
+            pooling = read_json(path / module.get("path", "") / "config.json")
             modes = {"mean": "pooling_mode_mean_tokens", "cls": "pooling_mode_cls_token", "max": "pooling_mode_max_tokens"}
             chosen = [mode for mode, key in modes.items() if pooling.get(key)]
             if chosen:
                 settings["pooling"] = chosen[0]
-    max_seq = _read_json(path / "sentence_bert_config.json").get("max_seq_length")
+    max_seq = read_json(path / "sentence_bert_config.json").get("max_seq_length")
     if max_seq:
         settings["max_seq_length"] = int(max_seq)
     return settings

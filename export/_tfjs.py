@@ -256,18 +256,15 @@ def _check_web_deps() -> None:
         raise ExportError(f"{WEB_DIR}/node_modules is missing: run `make web-deps` (npm ci --prefix web)")
 
 
-def _in_graph_ids(card: dict, texts: list[str]) -> list[list[int]] | None:
+def _in_graph_ids(card: dict, texts: list[str]) -> list[list[int]]:
     """The SavedModel's own tokenizer, rebuilt from the checkpoint as the export built it."""
-    from export._exporter import ExportOptions, _tokenizer
-    from export._source import Checkpoint
-
-    source = Path(card["source"]["path"])
-    options = card["options"]
-    checkpoint = Checkpoint.open(source)
-    tok = _tokenizer(ExportOptions(model=source, name="tfjs", tokenizer=options.get("tokenizer", "fast")),
-                     checkpoint, options["max_length"])
     import tensorflow as tf
 
+    from export._source import Checkpoint
+
+    options = card["options"]
+    tok = Checkpoint.open(card["source"]["path"]).build_tokenizer(options["max_length"],
+                                                                   kind=options.get("tokenizer", "fast"))
     encoded = tok(tf.constant(texts))
     mask = encoded["attention_mask"].numpy().astype(bool)
     return [row[m].tolist() for row, m in zip(encoded["input_ids"].numpy(), mask)]

@@ -4,8 +4,9 @@ Runs both on a built-in corpus (plain English, punctuation, accents, CJK,
 emoji, very long text, the empty string, special-token strings such as
 ``[CLS]`` in the text, ...) plus an optional file of texts (one a line), and
 reports how many texts differ, with the first few shown side by side as
-tokens. Known differences of `signatures.WordPieceTokenizer` show up here;
-they are reported, never hidden.
+tokens. Any `signatures.Tokenizer` family runs here the same way; known
+differences (special-token strings in the text are split like words) are
+reported, never hidden.
 
 >>> report = tokenizer_parity(module.tokenizer, hf_tokenizer, max_length=256)
 >>> report.mismatches, report.texts
@@ -50,6 +51,7 @@ CORPUS: list[tuple[str, str]] = [
     ("control", "zero\u200bwidth\u200cjoiners and soft\u00adhyphen\x07bell"),
     ("special-tokens", "[CLS] starts here and [SEP] ends here"),
     ("special-tokens", "a [MASK] token, an [UNK] one and [PAD]"),
+    ("special-tokens", "<s> starts here, </s> ends it: a <mask> and <pad>"),
     ("long", _LONG),
     ("empty", ""),
     ("unknown", "⅓ ½ ∑ ∫ ≈ ≠ ⊕ ☃ ♞"),
@@ -97,14 +99,13 @@ class TokenizerParity:
 
 def tokenizer_parity(tokenizer, reference, *, max_length: int, extra: list[str] | None = None,
                      show: int = 5, batch_size: int = 256) -> TokenizerParity:
-    """Compare `tokenizer` (in-graph, a signatures.WordPieceTokenizer) with `reference` (HF fast) per text."""
+    """Compare `tokenizer` (in-graph, a signatures.Tokenizer) with `reference` (HF fast) per text."""
     import tensorflow as tf
     from tqdm import tqdm
 
     texts = [(kind, text) for kind, text in CORPUS] + [("file", t) for t in extra or []]
     ref_vocab = {i: t for t, i in reference.get_vocab().items()}
-    with open(tokenizer.vocab_file.asset_path.numpy().decode(), encoding="utf-8") as f:
-        graph_vocab = dict(enumerate(line.rstrip("\n") for line in f))
+    graph_vocab = dict(enumerate(tokenizer.get_vocabulary()))
     report = TokenizerParity(texts=len(texts), mismatches=0,
                              sources={"built-in": len(CORPUS), "file": len(extra or [])})
     chunks = range(0, len(texts), batch_size)

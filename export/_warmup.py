@@ -10,7 +10,7 @@ The requests cover every signature over a spread of batch sizes and sequence
 lengths (`shapes`); texts are made of whole vocabulary words so a request of
 length L really tokenizes to L tokens.
 
->>> write_warmup(staged, "minilm", signatures, vocab_file, max_length=256)
+>>> write_warmup(staged, "minilm", signatures, tokenizer.get_vocabulary(), max_length=256)
 40
 """
 from __future__ import annotations
@@ -43,12 +43,22 @@ def shapes(max_length: int) -> list[tuple[int, int]]:
     return sorted(grid, key=lambda s: (s[0] * s[1], s[0]))
 
 
-def _words(vocab_file: Path) -> list[str]:
-    """Vocabulary entries that tokenize to themselves: plain lower-case ASCII words."""
-    words = [w for w in Path(vocab_file).read_text(encoding="utf-8").split("\n")
-             if w.isascii() and w.isalpha() and w.islower()]
+def _words(vocabulary: Path | list[str]) -> dict[str, int]:
+    """Plain lower-case ASCII words of the vocabulary and their ids.
+
+    `vocabulary` is a WordPiece vocab.txt or the tokenizer's id -> token list.
+    Byte-level BPE and SentencePiece spell a word after a space with a marker
+    (`Ġword`, `▁word`): those entries are the words, so that a text of them
+    tokenizes to one token per word.
+    """
+    if not isinstance(vocabulary, list):
+        vocabulary = Path(vocabulary).read_text(encoding="utf-8").split("\n")
+    plain = lambda w: w.isascii() and w.isalpha() and w.islower()  # noqa: E731
+    words = {w[1:]: i for i, w in enumerate(vocabulary) if w[:1] in ("Ġ", "▁") and plain(w[1:])}
     if not words:
-        raise ExportError(f"{vocab_file}: no plain words in the vocabulary to build warmup requests from")
+        words = {w: i for i, w in enumerate(vocabulary) if plain(w)}
+    if not words:
+        raise ExportError("no plain words in the vocabulary to build warmup requests from")
     return words
 
 
@@ -78,15 +88,14 @@ def _inputs(spec: dict, batch: int, length: int, words: list[str], ids: dict[str
     return inputs
 
 
-def warmup_requests(model_name: str, signatures: dict[str, dict], vocab_file: Path, max_length: int,
+def warmup_requests(model_name: str, signatures: dict[str, dict], vocabulary: Path | list[str], max_length: int,
                     records: int | None = None) -> list:
     """PredictionLog protos: every signature at every shape (round robin), cycled or cut to `records`."""
     import tensorflow as tf
     from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
-    words = _words(vocab_file)
-    vocabulary = Path(vocab_file).read_text(encoding="utf-8").split("\n")
-    ids = {w: i for i, w in enumerate(vocabulary)}
+    ids = _words(vocabulary)
+    words = list(ids)
     names = sorted(signatures, key=lambda n: (n != DEFAULT_SIGNATURE, n))
     plan = [(name, shape) for shape in shapes(max_length) for name in names]
     total = len(plan) if records is None else records
@@ -102,12 +111,12 @@ def warmup_requests(model_name: str, signatures: dict[str, dict], vocab_file: Pa
     return logs
 
 
-def write_warmup(version_dir: Path, model_name: str, signatures: dict[str, dict], vocab_file: Path,
+def write_warmup(version_dir: Path, model_name: str, signatures: dict[str, dict], vocabulary: Path | list[str],
                  max_length: int, records: int | None = None) -> dict:
     """Write the warmup file into a SavedModel version directory; returns what the model card says."""
     import tensorflow as tf
 
-    logs = warmup_requests(model_name, signatures, vocab_file, max_length, records)
+    logs = warmup_requests(model_name, signatures, vocabulary, max_length, records)
     path = Path(version_dir) / WARMUP_DIR / WARMUP_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     with tf.io.TFRecordWriter(str(path)) as writer:

@@ -4,10 +4,14 @@
 """
 from signatures._architectures import ARCHITECTURES, Architecture, architecture_for
 from signatures._buckets import DEFAULT_MAX_TOKENS, BucketPolicy, run_in_buckets
+from signatures._byte_pair import BytePairTokenizer
 from signatures._module import DEFAULT_SIGNATURE_CHOICES, ServingModule
+from signatures._packer import TEMPLATES, SegmentPacker
 from signatures._postprocess import POOLINGS, classify, l2_normalize, pool
+from signatures._sentencepiece import SentencePieceTokenizer
 from signatures._tasks import TASKS, FeatureExtraction, Task, TextClassification
-from signatures._tokenizer import TOKENIZER_KINDS, WordPieceTokenizer
+from signatures._tokenizer import Tokenizer
+from signatures._wordpiece import TOKENIZER_KINDS, WordPieceTokenizer
 
 __all__ = [
     "ARCHITECTURES",
@@ -26,6 +30,11 @@ __all__ = [
     "Task",
     "FeatureExtraction",
     "TextClassification",
+    "TEMPLATES",
+    "SegmentPacker",
+    "Tokenizer",
+    "BytePairTokenizer",
+    "SentencePieceTokenizer",
     "TOKENIZER_KINDS",
     "WordPieceTokenizer",
 ]

@@ -2,7 +2,9 @@
 
 An architecture is supported when its tokenizer can run in graph with ops that
 `tensorflow_model_server` links and its TF model class takes the inputs the
-signatures feed. Adding one (say ELECTRA) is one entry here.
+signatures feed. Adding one is one entry here: the tokenizer algorithm
+(which files it reads), the special-token template, whether the model takes
+`token_type_ids`, and how SentencePiece ids map to the model's.
 """
 from __future__ import annotations
 
@@ -13,11 +15,18 @@ __all__ = ["Architecture", "ARCHITECTURES", "UNSUPPORTED", "architecture_for"]
 
 @dataclass(frozen=True)
 class Architecture:
-    """What the signatures need to know about a model family."""
+    """What the signatures need to know about a model family.
+
+    `template` is "bert" (`[CLS] a [SEP] b [SEP]`) or "roberta"
+    (`<s> a </s></s> b </s>`); `fairseq_ids` says the SentencePiece ids are
+    shifted by one behind `<s> <pad> </s> <unk>`, with `<mask>` last (XLM-R).
+    """
 
     model_type: str
     tokenizer: str = "wordpiece"
+    template: str = "bert"
     uses_token_type_ids: bool = True
+    fairseq_ids: bool = False
 
 
 ARCHITECTURES: dict[str, Architecture] = {
@@ -26,14 +35,22 @@ ARCHITECTURES: dict[str, Architecture] = {
         Architecture("bert"),
         Architecture("electra"),
         Architecture("distilbert", uses_token_type_ids=False),
+        Architecture("mpnet", template="roberta", uses_token_type_ids=False),
+        Architecture("roberta", tokenizer="byte_pair", template="roberta", uses_token_type_ids=False),
+        Architecture("xlm-roberta", tokenizer="sentencepiece", template="roberta", uses_token_type_ids=False,
+                     fairseq_ids=True),
     )
 }
 
-# Families users ask for that cannot be exported with an in-graph tokenizer, and why.
+# Families users ask for that cannot be exported here, and why.
 UNSUPPORTED: dict[str, str] = {
-    "roberta": "byte-level BPE, which tensorflow-text has no op for",
-    "gpt2": "byte-level BPE, which tensorflow-text has no op for",
-    "xlm-roberta": "SentencePiece with a fairseq id offset",
+    "gpt2": "a decoder without a [CLS]-style template or a sequence-classification head the signatures "
+            "can pool; its byte-level BPE is supported for RoBERTa",
+    "t5": "an encoder-decoder; the signatures serve encoder-only models",
+    "bart": "an encoder-decoder; the signatures serve encoder-only models",
+    "llama": "a decoder-only generative model; the signatures serve encoder-only models",
+    "albert": "its tokenizer lower-cases and strips accents before SentencePiece, which the in-graph "
+              "SentencePiece tokenizer does not do yet",
 }
 
 
@@ -42,6 +59,6 @@ def architecture_for(model_type: str) -> Architecture:
     try:
         return ARCHITECTURES[model_type]
     except KeyError:
-        why = UNSUPPORTED.get(model_type, "no in-graph tokenizer is implemented for it")
+        why = UNSUPPORTED.get(model_type, "no in-graph tokenizer and signature wiring exist for it")
         raise ValueError(f"unsupported architecture {model_type!r} ({why}); "
                          f"supported: {', '.join(sorted(ARCHITECTURES))}") from None

@@ -71,3 +71,55 @@ def make_checkpoint(directory: Path, task: str = "feature-extraction", weights: 
         model(model.dummy_inputs)
         model.save_pretrained(directory)
     return directory
+
+
+def _save_model(directory: Path, config, task: str, labels: tuple[str, ...], seed: int) -> None:
+    """Random PyTorch weights for `config` (an AutoModel or AutoModelForSequenceClassification)."""
+    import torch
+    from transformers import AutoModel, AutoModelForSequenceClassification
+
+    if task == "text-classification":
+        config.num_labels = len(labels)
+        config.id2label = dict(enumerate(labels))
+        config.label2id = {label: i for i, label in enumerate(labels)}
+    torch.manual_seed(seed)
+    cls = AutoModelForSequenceClassification if task == "text-classification" else AutoModel
+    cls.from_config(config).eval().save_pretrained(directory, safe_serialization=True)
+
+
+_TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37)
+
+
+def make_family_checkpoint(directory: Path, family: str, task: str = "feature-extraction",
+                           labels: tuple[str, ...] = ("negative", "positive"), seed: int = 0) -> Path:
+    """A tiny random checkpoint of another family with a real tokenizer.
+
+    - "roberta": GPT-2's byte-level BPE (tests/_vocabularies.py downloads the ranks).
+    - "xlm-roberta": a SentencePiece model trained here on a generated multilingual corpus.
+    - "mpnet": this module's WordPiece vocabulary with MPNet's `<s>` / `</s>` special tokens.
+    """
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    from transformers import AutoTokenizer, MPNetConfig, MPNetTokenizerFast, RobertaConfig, XLMRobertaConfig
+
+    from tests import _vocabularies
+
+    directory.mkdir(parents=True, exist_ok=True)
+    if family == "roberta":
+        _vocabularies.write_roberta_tokenizer(_vocabularies.gpt2_ranks(), directory, model_max_length=62)
+        config_cls = RobertaConfig
+    elif family == "xlm-roberta":
+        _vocabularies.write_xlmr_tokenizer(directory, model_max_length=62)
+        config_cls = XLMRobertaConfig
+    elif family == "mpnet":
+        vocab = make_vocab(directory / "vocab.txt")
+        pieces = ["<s>", "<pad>", "</s>", "<unk>"] + vocab.read_text(encoding="utf-8").split("\n")[:-1] + ["<mask>"]
+        vocab.write_text("\n".join(pieces) + "\n", encoding="utf-8")
+        MPNetTokenizerFast(vocab_file=str(vocab), do_lower_case=True, model_max_length=62).save_pretrained(directory)
+        config_cls = MPNetConfig
+    else:
+        raise ValueError(f"no tiny checkpoint recipe for {family!r}")
+    tokenizer = AutoTokenizer.from_pretrained(str(directory))
+    config = config_cls(vocab_size=len(tokenizer), max_position_embeddings=64, pad_token_id=tokenizer.pad_token_id,
+                        bos_token_id=tokenizer.cls_token_id, eos_token_id=tokenizer.sep_token_id, **_TINY)
+    _save_model(directory, config, task, labels, seed)
+    return directory

