@@ -5,7 +5,9 @@
 from signatures._architectures import ARCHITECTURES, Architecture, architecture_for
 from signatures._module import DEFAULT_SIGNATURE_CHOICES, ServingModule
 from signatures._postprocess import POOLINGS, classify, l2_normalize, pool
+from signatures._question_answering import QuestionAnswering
 from signatures._tasks import TASKS, FeatureExtraction, Task, TextClassification
+from signatures._token_classification import AGGREGATIONS, TokenClassification
 from signatures._tokenizer import TOKENIZER_KINDS, WordPieceTokenizer
 
 __all__ = [
@@ -22,6 +24,9 @@ __all__ = [
     "Task",
     "FeatureExtraction",
     "TextClassification",
+    "TokenClassification",
+    "AGGREGATIONS",
+    "QuestionAnswering",
     "TOKENIZER_KINDS",
     "WordPieceTokenizer",
 ]
