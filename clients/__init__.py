@@ -30,6 +30,7 @@ from clients._errors import (AbortedError, BatchPredictionError, DeadlineExceede
 from clients._grpc import GrpcClient
 from clients._metadata import ModelMetadata, ModelStatus, SignatureInfo, VersionStatus
 from clients._rest import RestClient
+from clients._tasks import answers, entities
 from clients._tensors import TensorSpec
 
 __all__ = [
@@ -55,6 +56,9 @@ __all__ = [
     "ModelStatus",
     "SignatureInfo",
     "TensorSpec",
+    # token-level task outputs -> Python objects
+    "entities",
+    "answers",
     "VersionStatus",
     # errors
     "ServingError",

@@ -23,7 +23,7 @@ from export._warmup import check_records_option
 
 __all__ = ["ExportOptions", "ExportResult", "export_model", "load_tf_model", "build_task", "VERIFICATION_STEPS"]
 
-VERIFICATION_STEPS = ("parity", "tokenizer_parity", "op_check", "warmup")
+VERIFICATION_STEPS = ("parity", "tokenizer_parity", "pipeline_parity", "op_check", "warmup")
 
 
 @dataclass
@@ -50,6 +50,10 @@ class ExportOptions:
     target_serving: str | None = None  # None: the installed tensorflow's version
     warmup: bool = True
     warmup_records: int | None = None  # None: every signature at every warmup shape
+    # Token-level tasks (export/_task_parity.py); None: the Hugging Face pipeline's defaults.
+    aggregation_strategy: str | None = None  # token-classification: "simple" or "first"
+    doc_stride: int | None = None  # question-answering: min(max_length // 2, 128)
+    max_answer_length: int | None = None  # question-answering: 15
 
 
 @dataclass
@@ -74,11 +78,14 @@ def _timed(timings: dict, step: str):
     timings[step] = round(time.perf_counter() - start, 3)
 
 
-def build_task(options: ExportOptions, checkpoint: Checkpoint):
-    from signatures import TASKS, FeatureExtraction, TextClassification
+def build_task(options: ExportOptions, checkpoint: Checkpoint, max_length: int = 512):
+    from export._task_parity import build_token_task
+    from signatures import TASKS, FeatureExtraction, QuestionAnswering, TextClassification, TokenClassification
 
     if options.task not in TASKS:
         raise ExportError(f"--task {options.task!r} is not supported; choose one of {', '.join(TASKS)}")
+    if options.task in (TokenClassification.name, QuestionAnswering.name):
+        return build_token_task(options, checkpoint, max_length)
     if options.task == FeatureExtraction.name:
         st = checkpoint.sentence_transformers
         return FeatureExtraction(pooling=options.pooling or st.get("pooling", "mean"),
@@ -138,6 +145,13 @@ def _check_options(options: ExportOptions, checkpoint: Checkpoint) -> int:
         raise ExportError(f"--version {options.version}: versions are positive integers")
     limit = getattr(checkpoint.config, "max_position_embeddings", 512)
     max_length = options.max_length or checkpoint.default_max_length()
+    if options.task == "question-answering" and options.max_length is None:
+        max_length = min(max_length, 384)  # the question-answering pipeline's max_seq_len
+    for flag, value, task in (("--aggregation-strategy", options.aggregation_strategy, "token-classification"),
+                              ("--doc-stride", options.doc_stride, "question-answering"),
+                              ("--max-answer-length", options.max_answer_length, "question-answering")):
+        if value is not None and options.task != task:
+            raise ExportError(f"{flag} applies to --task {task} only, not {options.task}")
     if not 3 <= max_length <= limit:
         raise ExportError(f"--max-length {max_length}: must be between 3 and the model's "
                           f"max_position_embeddings ({limit})")
@@ -183,7 +197,7 @@ def export_model(options: ExportOptions, log=print) -> ExportResult:
     if target.exists():
         raise ExportError(f"{target} already exists; pick another --version or leave it out to take the next free one")
 
-    task = build_task(options, checkpoint)
+    task = build_task(options, checkpoint, max_length)
     architecture = architecture_for(checkpoint.config.model_type)
     with _timed(timings, "load"):
         model = load_tf_model(checkpoint, task)
@@ -224,7 +238,7 @@ def _verify_and_describe(options, checkpoint, task, architecture, model, module,
     from protocol import WARMUP_DIR, WARMUP_FILE
 
     nothing = f"nothing was written to {Path(options.output_dir) / options.name}"
-    parity = tokens = loaded = None
+    parity = tokens = loaded = tasks = None
     try:
         if options.verify:
             with _timed(timings, "parity"):
@@ -243,6 +257,12 @@ def _verify_and_describe(options, checkpoint, task, architecture, model, module,
                 raise VerificationError(f"tokenizer parity failed (--strict-tokenizer): {tokens['mismatches']} "
                                         f"of {tokens['texts']} texts tokenize differently from the checkpoint's "
                                         f"fast tokenizer (shown above); {nothing}")
+            if getattr(task, "pipeline_parity", False):
+                tasks = _pipeline_parity(task, checkpoint, loaded, module.tokenizer, max_length, corpus, timings, log)
+                if tasks is not None and not tasks["ok"]:
+                    raise VerificationError(f"pipeline parity failed: {tasks['mismatches']} of {tasks['texts']} "
+                                            f"inputs differ from the Hugging Face pipeline, max score error "
+                                            f"{tasks['max_score_error']:.2e} (shown above); {nothing}")
         target_serving = options.target_serving or default_target()
         with _timed(timings, "op_check"):
             ops = check_ops(staged, target_serving, tokenizer=options.tokenizer)
@@ -281,6 +301,8 @@ def _verify_and_describe(options, checkpoint, task, architecture, model, module,
                     "default_signature": options.default_signature,
                     "output_hidden_states": options.output_hidden_states,
                     "output_attentions": options.output_attentions, "verify": options.verify,
+                    **{k: getattr(options, k) for k in ("aggregation_strategy", "doc_stride", "max_answer_length")
+                       if getattr(options, k) is not None},
                     "max_error": options.max_error},
         "versions": package_versions(),
         "target_serving": target_serving,
@@ -288,6 +310,7 @@ def _verify_and_describe(options, checkpoint, task, architecture, model, module,
         "ops": ops.as_dict(),
         "parity": parity,
         "tokenizer_parity": tokens,
+        "pipeline_parity": tasks,
         "strict_tokenizer": options.strict_tokenizer,
         "warmup": warmup,
         "sizes": sizes,
@@ -296,3 +319,18 @@ def _verify_and_describe(options, checkpoint, task, architecture, model, module,
     }
     write_report(staged, card)
     return card
+
+
+def _pipeline_parity(task, checkpoint, loaded, tokenizer, max_length: int, corpus, timings: dict, log) -> dict:
+    """Token-level tasks: the exported `text` signature vs transformers.pipeline on the PyTorch weights."""
+    from export._task_parity import format_task_parity, pipeline_parity
+    from export._tokenizer_parity import CORPUS
+
+    if not checkpoint.from_pt:
+        log("pipeline parity: skipped (the checkpoint has TF weights, the pipeline reference runs PyTorch)")
+        return None
+    texts = None if corpus is None else [*CORPUS, *(("file", t) for t in corpus)]
+    with _timed(timings, "pipeline_parity"):
+        report = pipeline_parity(task, checkpoint, loaded, tokenizer, max_length=max_length, texts=texts).as_dict()
+    log(format_task_parity(report))
+    return report

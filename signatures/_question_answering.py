@@ -87,6 +87,7 @@ class QuestionAnswering(Task):
     max_answer_length: int = 15
     word_starts: list[bool] | None = None  # per vocabulary id: does the token open a word (not `##x`)?
     name: ClassVar[str] = "question-answering"
+    pipeline_parity: ClassVar[bool] = True
     auto_class: ClassVar[str] = "TFAutoModelForQuestionAnswering"
     text_outputs: ClassVar[tuple[str, ...]] = ANSWER_OUTPUTS
     limits: dict = field(default_factory=dict)

@@ -33,8 +33,10 @@ def char_offsets(text: tf.Tensor, byte_offsets: tf.RaggedTensor) -> tf.RaggedTen
 def substrings(text: tf.Tensor, rows: tf.Tensor, byte_starts: tf.Tensor, byte_ends: tf.Tensor) -> tf.Tensor:
     """text[rows][start:end] by bytes, flat: one substring per (row, start, end)."""
     source = tf.gather(text, rows)
-    starts = tf.cast(byte_starts, tf.int32)
-    return tf.strings.substr(source, starts, tf.maximum(tf.cast(byte_ends, tf.int32) - starts, 0), unit="BYTE")
+    size = tf.strings.length(source)  # clamped: Substr fails the whole request on an offset past the end
+    starts = tf.clip_by_value(tf.cast(byte_starts, tf.int32), 0, size)
+    ends = tf.clip_by_value(tf.cast(byte_ends, tf.int32), starts, size)
+    return tf.strings.substr(source, starts, ends - starts, unit="BYTE")
 
 
 def segment_starts(new: tf.Tensor, row_starts: tf.Tensor) -> tf.Tensor:

@@ -23,6 +23,7 @@ class Task:
     auto_class: ClassVar[str]  # transformers class that loads the model for this task
     takes_pairs: ClassVar[bool] = False  # also export a `text_pair` signature
     text_outputs: ClassVar[tuple[str, ...] | None] = None  # outputs of the `text` signature (None: all)
+    pipeline_parity: ClassVar[bool] = False  # the export checks `text` against transformers.pipeline instead
 
     def outputs(self, model_outputs, attention_mask: tf.Tensor) -> dict[str, tf.Tensor]:
         raise NotImplementedError

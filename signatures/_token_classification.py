@@ -63,6 +63,7 @@ class TokenClassification(Task):
     unk_id: int = -1
     subword_rule: str = "length"
     name: ClassVar[str] = "token-classification"
+    pipeline_parity: ClassVar[bool] = True
     auto_class: ClassVar[str] = "TFAutoModelForTokenClassification"
     text_outputs: ClassVar[tuple[str, ...]] = ENTITY_OUTPUTS
 
