@@ -120,13 +120,14 @@ def load_tf_model(checkpoint: Checkpoint, task):
 
 
 def _tokenizer(options: ExportOptions, checkpoint: Checkpoint, max_length: int):
-    from signatures import WordPieceTokenizer
+    from signatures import WordPieceTokenizer, architecture_for
 
     s = checkpoint.tokenizer_settings
     try:
         return WordPieceTokenizer(str(s.vocab_file), lower_case=s.lower_case, strip_accents=s.strip_accents,
                                   max_length=max_length, kind=options.tokenizer, cls_token=s.cls_token,
-                                  sep_token=s.sep_token, unk_token=s.unk_token, pad_token=s.pad_token)
+                                  sep_token=s.sep_token, unk_token=s.unk_token, pad_token=s.pad_token,
+                                  uses_token_type_ids=architecture_for(checkpoint.config.model_type).uses_token_type_ids)
     except ValueError as exc:
         raise ExportError(str(exc)) from exc
 

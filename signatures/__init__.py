@@ -8,7 +8,9 @@ from signatures._postprocess import POOLINGS, classify, l2_normalize, pool
 from signatures._question_answering import QuestionAnswering
 from signatures._tasks import TASKS, FeatureExtraction, Task, TextClassification
 from signatures._token_classification import AGGREGATIONS, TokenClassification
-from signatures._tokenizer import TOKENIZER_KINDS, WordPieceTokenizer
+from signatures._packer import TEMPLATES, SegmentPacker
+from signatures._tokenizer import Tokenizer
+from signatures._wordpiece import TOKENIZER_KINDS, WordPieceTokenizer
 
 __all__ = [
     "ARCHITECTURES",
@@ -27,6 +29,9 @@ __all__ = [
     "TokenClassification",
     "AGGREGATIONS",
     "QuestionAnswering",
+    "TEMPLATES",
+    "SegmentPacker",
+    "Tokenizer",
     "TOKENIZER_KINDS",
     "WordPieceTokenizer",
 ]

@@ -23,7 +23,7 @@ import tensorflow as tf
 from protocol import DEFAULT_SIGNATURE
 from signatures._architectures import Architecture
 from signatures._tasks import Task
-from signatures._tokenizer import WordPieceTokenizer
+from signatures._tokenizer import Tokenizer
 
 __all__ = ["ServingModule", "DEFAULT_SIGNATURE_CHOICES"]
 
@@ -33,7 +33,7 @@ DEFAULT_SIGNATURE_CHOICES = ("text", "tokens")
 class ServingModule(tf.Module):
     """Holds the TF model, the tokenizer and the task; builds the signatures."""
 
-    def __init__(self, model, tokenizer: WordPieceTokenizer, task: Task, architecture: Architecture,
+    def __init__(self, model, tokenizer: Tokenizer, task: Task, architecture: Architecture,
                  *, hidden_states: bool = False, attentions: bool = False):
         super().__init__(name="serving")
         self.model = model
@@ -60,7 +60,7 @@ class ServingModule(tf.Module):
         return result
 
     def _text_result(self, encoded: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-        result = self.run(encoded["attention_mask"], encoded["token_type_ids"], input_ids=encoded["input_ids"])
+        result = self.run(encoded["attention_mask"], encoded.get("token_type_ids"), input_ids=encoded["input_ids"])
         keep = self._task.text_outputs
         extras = ("hidden_states", "attentions")
         return {k: v for k, v in result.items() if keep is None or k in keep or k in extras}
