@@ -25,7 +25,8 @@ from typing import ClassVar
 
 import tensorflow as tf
 
-from signatures._spans import char_offsets, first_and_last, keep_first, row_starts, segment_starts, substrings
+from signatures._packer import keep_first
+from signatures._spans import char_offsets, first_and_last, row_starts, segment_starts, substrings
 from signatures._tasks import Task
 
 __all__ = ["QuestionAnswering", "ANSWER_OUTPUTS", "windows", "span_candidates"]
@@ -115,7 +116,7 @@ class QuestionAnswering(Task):
 
     def text_signatures(self, module) -> dict:
         tok = module.tokenizer
-        empty = tf.RaggedTensor.from_row_lengths(tf.zeros([0], tf.int64), tf.zeros([1], tf.int64))
+        empty = tf.RaggedTensor.from_row_lengths(tf.zeros([0], tf.int32), tf.zeros([1], tf.int64))
         specials = int(tok.pack([empty, empty])["input_ids"].shape[1])
         max_length = int(tok.max_length)
         question_budget = self.question_budget(max_length, specials)

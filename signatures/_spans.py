@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-__all__ = ["char_offsets", "substrings", "segment_starts", "first_and_last", "row_starts", "keep_first"]
+__all__ = ["char_offsets", "substrings", "segment_starts", "first_and_last", "row_starts"]
 
 _NO_CHAR = tf.int64.max  # pads the char-start table so searchsorted never lands on padding
 
@@ -60,8 +60,3 @@ def row_starts(ragged: tf.RaggedTensor) -> tf.Tensor:
     return tf.tensor_scatter_nd_update(flags, tf.expand_dims(tf.cast(firsts, tf.int32), 1),
                                        tf.ones_like(firsts, tf.bool))
 
-
-def keep_first(ragged: tf.RaggedTensor, keep: tf.Tensor) -> tf.RaggedTensor:
-    """The first `keep[i]` elements of each row `i`."""
-    positions = tf.ragged.range(ragged.row_lengths())
-    return tf.ragged.boolean_mask(ragged, positions < tf.expand_dims(tf.cast(keep, positions.dtype), 1))

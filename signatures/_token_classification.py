@@ -25,7 +25,8 @@ from typing import ClassVar
 
 import tensorflow as tf
 
-from signatures._spans import char_offsets, first_and_last, keep_first, row_starts, segment_starts, substrings
+from signatures._packer import keep_first
+from signatures._spans import char_offsets, first_and_last, row_starts, segment_starts, substrings
 from signatures._tasks import Task
 
 __all__ = ["TokenClassification", "AGGREGATIONS", "SUBWORD_RULES", "ENTITY_OUTPUTS", "entity_group", "hf_tag"]
