@@ -73,8 +73,11 @@ def span_candidates(start_logits: tf.RaggedTensor, end_logits: tf.RaggedTensor, 
 
     p_start = probabilities(start_logits, cls_start)
     p_end = probabilities(end_logits, cls_end)
-    spans = tf.linalg.band_part(p_start[:, :, None] * p_end[:, None, :], 0, max_answer_length - 1)
-    n = tf.shape(spans)[1]
+    n = tf.shape(p_start)[1]
+    position = tf.range(n)
+    width = position[None, :] - position[:, None]  # end - start; band_part refuses a band wider than the matrix
+    band = (width >= 0) & (width < max_answer_length)
+    spans = tf.where(band[None], p_start[:, :, None] * p_end[:, None, :], 0.0)
     flat = tf.reshape(spans, [tf.shape(spans)[0], n * n])
     score, index = tf.math.top_k(flat, k=tf.minimum(k, n * n))
     return score, index // n, index % n

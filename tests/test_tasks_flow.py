@@ -50,7 +50,7 @@ def test_entities_equal_the_token_classification_pipeline(exported):
 
 def test_answers_equal_the_question_answering_pipeline(exported):
     parity = exported["qa"].report["pipeline_parity"]
-    assert parity["ok"] and parity["texts"] >= 60
+    assert parity["ok"] and parity["texts"] >= 50
     assert parity["mismatches"] == 0, parity["examples"]
     assert parity["max_score_error"] <= 1e-4
     assert parity["settings"] == {"doc_stride": 32, "max_answer_len": 15, "max_seq_len": 64}
