@@ -122,4 +122,8 @@ def render(version_dir: str | Path) -> str:
         lines += ["", "numeric parity: not run (--no-verify)"]
     if card.get("tokenizer_parity"):
         lines += ["", format_tokenizer_parity(card["tokenizer_parity"], card.get("strict_tokenizer", False))]
+    if card.get("pipeline_parity"):  # token-level tasks
+        from export._task_parity import format_task_parity
+
+        lines += ["", format_task_parity(card["pipeline_parity"])]
     return "\n".join(lines)
