@@ -32,6 +32,7 @@ from clients._grpc import AsyncGrpcClient, GrpcClient
 from clients._metadata import ModelMetadata, ModelStatus, SignatureInfo, VersionStatus
 from clients._rest import AsyncRestClient, RestClient
 from clients._sync import SyncClient
+from clients._tasks import answers, entities
 from clients._tensors import TensorSpec
 
 __all__ = [
@@ -57,6 +58,9 @@ __all__ = [
     "ModelStatus",
     "SignatureInfo",
     "TensorSpec",
+    # token-level task outputs -> Python objects
+    "entities",
+    "answers",
     "VersionStatus",
     # errors
     "ServingError",

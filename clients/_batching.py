@@ -183,8 +183,10 @@ class _BatchRun:
             out = np.empty((self.n,) + value.shape[1:], dtype=value.dtype)
             out.fill(_fill_value(value.dtype))
             self.outputs[name] = out
-        elif out.dtype != object and (out.shape[1:] != value.shape[1:] or out.dtype != value.dtype):
-            # requests answered with different trailing shapes: keep one array per row
+        elif not (out.dtype == object and out.ndim == 1 and value.ndim > 1) \
+                and (out.shape[1:] != value.shape[1:] or out.dtype != value.dtype):
+            # requests answered with different trailing shapes (string outputs too, such as a padded
+            # entity axis): keep one array per row
             ragged = np.empty(self.n, dtype=object)
             for i in range(self.n):
                 ragged[i] = out[i]

@@ -108,10 +108,15 @@ def _scalar(x: Any) -> Any:
 
 
 def write_result(result, out: TextIO) -> None:
+    from clients._tasks import decode_task_rows
+
+    decoded = decode_task_rows(result)  # token-level tasks: {"entities": [...]} / {"answer": {...}}
     for i in range(result.num_rows):
         if i in result.errors:
             err = result.errors[i]
             line = {"index": i, "error": {"type": type(err).__name__, "code": err.code, "message": err.message}}
+        elif decoded:
+            line = {"index": i, decoded[0]: decoded[1][i]}
         else:
             line = {"index": i, "outputs": {k: _jsonable(np.asarray(v[i])) for k, v in result.outputs.items()}}
         out.write(json.dumps(line, ensure_ascii=False) + "\n")

@@ -1,6 +1,7 @@
 """`python -m export`: the command line of the export.
 
     python -m export --model DIR --task feature-extraction --name minilm --output-dir models
+    python -m export --model DIR --task question-answering --name qa --doc-stride 128
     python -m export check models/minilm/1 [--target-serving 2.19.0]
     python -m export inspect models/minilm/1
     python -m export tfjs models/minilm/1 --output web/models/minilm [--quantize float16|uint16|uint8]
@@ -28,7 +29,8 @@ def _target_help() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from signatures import DEFAULT_MAX_TOKENS, DEFAULT_SIGNATURE_CHOICES, POOLINGS, TASKS, TOKENIZER_KINDS
+    from signatures import (AGGREGATIONS, DEFAULT_MAX_TOKENS, DEFAULT_SIGNATURE_CHOICES, POOLINGS, TASKS,
+                            TOKENIZER_KINDS)
 
     p = argparse.ArgumentParser(
         prog="python -m export",
@@ -58,6 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--bucket-tokens", type=int, metavar="N",
                    help="padded tokens (rows x longest row) per sub-batch (default: the measured "
                         f"{DEFAULT_MAX_TOKENS})")
+    t = p.add_argument_group("token-classification and question-answering (default: the Hugging Face pipeline's)")
+    t.add_argument("--aggregation-strategy", choices=AGGREGATIONS,
+                   help="token-classification: how tokens become entities (default: simple)")
+    t.add_argument("--doc-stride", type=int, metavar="N",
+                   help="question-answering: tokens shared by consecutive windows of a long context "
+                        "(default: min(max-length / 2, 128))")
+    t.add_argument("--max-answer-length", type=int, metavar="N", help="question-answering: tokens (default: 15)")
     v = p.add_argument_group("verification (before anything is published)")
     v.add_argument("--no-verify", dest="verify", action="store_false",
                    help="skip numeric and tokenizer parity (the op check still runs)")

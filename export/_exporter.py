@@ -52,6 +52,10 @@ class ExportOptions:
     target_serving: str | None = None  # None: the installed tensorflow's version
     warmup: bool = True
     warmup_records: int | None = None  # None: every signature at every warmup shape
+    # Token-level tasks (export/_task_parity.py); None: the Hugging Face pipeline's defaults.
+    aggregation_strategy: str | None = None  # token-classification: "simple" or "first"
+    doc_stride: int | None = None  # question-answering: min(max_length // 2, 128)
+    max_answer_length: int | None = None  # question-answering: 15
 
 
 @dataclass
@@ -69,11 +73,14 @@ class ExportResult:
         return round(sum(self.timings.get(k, 0.0) for k in VERIFICATION_STEPS), 3)
 
 
-def build_task(options: ExportOptions, checkpoint: Checkpoint):
-    from signatures import TASKS, FeatureExtraction, TextClassification
+def build_task(options: ExportOptions, checkpoint: Checkpoint, max_length: int = 512):
+    from export._task_parity import build_token_task
+    from signatures import TASKS, FeatureExtraction, QuestionAnswering, TextClassification, TokenClassification
 
     if options.task not in TASKS:
         raise ExportError(f"--task {options.task!r} is not supported; choose one of {', '.join(TASKS)}")
+    if options.task in (TokenClassification.name, QuestionAnswering.name):
+        return build_token_task(options, checkpoint, max_length)
     if options.task == FeatureExtraction.name:
         st = checkpoint.sentence_transformers
         return FeatureExtraction(pooling=options.pooling or st.get("pooling", "mean"),
@@ -130,6 +137,13 @@ def _check_options(options: ExportOptions, checkpoint: Checkpoint) -> int:
         raise ExportError(f"--version {options.version}: versions are positive integers")
     limit = checkpoint.max_positions()
     max_length = options.max_length or checkpoint.default_max_length()
+    if options.task == "question-answering" and options.max_length is None:
+        max_length = min(max_length, 384)  # the question-answering pipeline's max_seq_len
+    for flag, value, task in (("--aggregation-strategy", options.aggregation_strategy, "token-classification"),
+                              ("--doc-stride", options.doc_stride, "question-answering"),
+                              ("--max-answer-length", options.max_answer_length, "question-answering")):
+        if value is not None and options.task != task:
+            raise ExportError(f"{flag} applies to --task {task} only, not {options.task}")
     if not 3 <= max_length <= limit:
         raise ExportError(f"--max-length {max_length}: must be between 3 and the {limit} positions the model "
                           "embeds (max_position_embeddings)")
@@ -178,7 +192,7 @@ def export_model(options: ExportOptions, log=print) -> ExportResult:
     if target.exists():
         raise ExportError(f"{target} already exists; pick another --version or leave it out to take the next free one")
 
-    task = build_task(options, checkpoint)
+    task = build_task(options, checkpoint, max_length)
     architecture = architecture_for(checkpoint.config.model_type)
     with timed(timings, "load"):
         tokenizer = checkpoint.build_tokenizer(max_length, kind=options.tokenizer)  # bad files fail before the model loads

@@ -148,6 +148,10 @@ def _torch_task_outputs(task, out, mask) -> dict:
         if task.normalize:
             embedding = torch.nn.functional.normalize(embedding, p=2, dim=1)
         return {"last_hidden_state": hidden.numpy(), "embedding": embedding.numpy()}
+    if task.name == "token-classification":  # entities: compared with the pipeline (export/_task_parity.py)
+        return {"logits": out.logits.numpy()}
+    if task.name == "question-answering":
+        return {"start_logits": out.start_logits.numpy(), "end_logits": out.end_logits.numpy()}
     logits = out.logits
     probabilities = torch.sigmoid(logits) if task.multi_label else torch.softmax(logits, dim=-1)
     top = torch.topk(probabilities, k=min(2, probabilities.shape[-1]), dim=-1).values
@@ -279,6 +283,9 @@ def _signature_rows(session, module, name: str, encoded: dict, texts: list[str],
             cache[kind] = ({k: v.numpy() for k, v in out.items()}, real)
         return cache[kind]
 
+    if getattr(module._task, "pipeline_parity", False) and "input_ids" not in session.signature_defs[name].inputs \
+            and "inputs_embeds" not in session.signature_defs[name].inputs:
+        return [Comparison(name, "strings in: compared with the Hugging Face pipeline (pipeline parity)")]
     rows = []
     strings = lambda xs: np.array([x.encode() for x in xs], dtype=object)  # noqa: E731
     inputs = set(session.signature_defs[name].inputs)

@@ -65,7 +65,9 @@ def model_card(staged, verification, *, version: int, signatures: dict, timings:
                     "default_signature": options.default_signature,
                     "output_hidden_states": options.output_hidden_states,
                     "output_attentions": options.output_attentions, "verify": options.verify,
-                    "max_error": options.max_error, "length_buckets": options.length_buckets},
+                    "max_error": options.max_error, "length_buckets": options.length_buckets,
+                    **{k: getattr(options, k) for k in ("aggregation_strategy", "doc_stride", "max_answer_length")
+                       if getattr(options, k, None) is not None}},
         "bf16": verification.bf16,
         "length_buckets": verification.length_buckets,
         "versions": package_versions(),
@@ -74,6 +76,7 @@ def model_card(staged, verification, *, version: int, signatures: dict, timings:
         "ops": verification.ops.as_dict(),
         "parity": verification.parity,
         "tokenizer_parity": verification.tokenizer_parity,
+        "pipeline_parity": verification.pipeline_parity,
         "strict_tokenizer": options.strict_tokenizer,
         "warmup": warmup,
         "sizes": sizes,
@@ -181,4 +184,8 @@ def render(version_dir: str | Path) -> str:
         lines += ["", "numeric parity: not run (--no-verify)"]
     if card.get("tokenizer_parity"):
         lines += ["", format_tokenizer_parity(card["tokenizer_parity"], card.get("strict_tokenizer", False))]
+    if card.get("pipeline_parity"):  # token-level tasks
+        from export._task_parity import format_task_parity
+
+        lines += ["", format_task_parity(card["pipeline_parity"])]
     return "\n".join(lines)

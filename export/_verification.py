@@ -19,7 +19,8 @@ from export._errors import VerificationError
 
 __all__ = ["Staged", "Verification", "verify", "timed", "VERIFICATION_STEPS"]
 
-VERIFICATION_STEPS = ("parity", "tokenizer_parity", "bucket_parity", "bf16_check", "op_check", "warmup")
+VERIFICATION_STEPS = ("parity", "tokenizer_parity", "pipeline_parity", "bucket_parity", "bf16_check", "op_check",
+                      "warmup")
 
 
 @contextlib.contextmanager
@@ -54,6 +55,7 @@ class Verification:
     ops: object  # OpCheck
     parity: dict | None = None
     tokenizer_parity: dict | None = None
+    pipeline_parity: dict | None = None
     length_buckets: dict | None = None
     bf16: dict | None = None
     warmup: dict | None = None
@@ -89,6 +91,25 @@ def tokenizer_parity_step(staged: Staged, corpus: list[str] | None, log) -> dict
                                 f"{tokens['texts']} texts tokenize differently from the checkpoint's fast tokenizer "
                                 f"(shown above); {staged.nothing_written}")
     return tokens
+
+
+def pipeline_parity_step(staged: Staged, loaded, corpus: list[str] | None, log) -> dict | None:
+    """Token-level tasks: the exported `text` signature vs transformers.pipeline on the PyTorch weights."""
+    from export._task_parity import format_task_parity, pipeline_parity
+    from export._tokenizer_parity import CORPUS
+
+    if not staged.checkpoint.from_pt:
+        log("pipeline parity: skipped (the checkpoint has TF weights, the pipeline reference runs PyTorch)")
+        return None
+    texts = None if corpus is None else [*CORPUS, *(("file", t) for t in corpus)]
+    report = pipeline_parity(staged.task, staged.checkpoint, loaded, staged.module.tokenizer,
+                             max_length=staged.max_length, texts=texts).as_dict()
+    log(format_task_parity(report))
+    if not report["ok"]:
+        raise VerificationError(f"pipeline parity failed: {report['mismatches']} of {report['texts']} inputs differ "
+                                f"from the Hugging Face pipeline, max score error {report['max_score_error']:.2e} "
+                                f"(shown above); {staged.nothing_written}")
+    return report
 
 
 def bucket_parity_step(staged: Staged, loaded, corpus: list[str] | None, log) -> dict | None:
@@ -151,7 +172,7 @@ def verify(staged: Staged, corpus: list[str] | None, timings: dict, log) -> Veri
     from export._exporter import bucket_policy
 
     options = staged.options
-    loaded = parity = tokens = warmup = buckets = bf16 = None
+    loaded = parity = tokens = warmup = buckets = bf16 = tasks = None
     policy = bucket_policy(options)
     try:
         if options.verify:
@@ -159,6 +180,9 @@ def verify(staged: Staged, corpus: list[str] | None, timings: dict, log) -> Veri
                 parity, loaded = numeric_parity_step(staged, log)
             with timed(timings, "tokenizer_parity"):
                 tokens = tokenizer_parity_step(staged, corpus, log)
+            if getattr(staged.task, "pipeline_parity", False):
+                with timed(timings, "pipeline_parity"):
+                    tasks = pipeline_parity_step(staged, loaded, corpus, log)
             if policy is not None:
                 with timed(timings, "bucket_parity"):
                     buckets = bucket_parity_step(staged, loaded, corpus, log)
@@ -180,4 +204,4 @@ def verify(staged: Staged, corpus: list[str] | None, timings: dict, log) -> Veri
     if buckets is None and policy is not None:  # --no-verify: the policy without its parity figures
         buckets = {"policy": policy.describe(), "parity": None}
     return Verification(target_serving=target, ops=ops, parity=parity, tokenizer_parity=tokens,
-                        length_buckets=buckets, bf16=bf16, warmup=warmup)
+                        pipeline_parity=tasks, length_buckets=buckets, bf16=bf16, warmup=warmup)

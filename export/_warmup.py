@@ -66,12 +66,13 @@ def _inputs(spec: dict, batch: int, length: int, words: list[str], ids: dict[str
     """A request's inputs for one signature, `length` tokens per row special tokens included."""
     rng = np.random.default_rng(batch * 1000 + length)
     inputs = {}
-    pair = "text_pair" in spec["inputs"]
+    strings = [n for n, info in spec["inputs"].items() if info["dtype"] == "string"]
+    pair = len(strings) == 2  # text/text_pair, question/context
     for name, info in spec["inputs"].items():
         if info["dtype"] == "string":
             n_words = max(0, length - (3 if pair else 2))
             share = n_words // 2 if pair else n_words
-            count = share if name == "text" or not pair else n_words - share
+            count = share if name == strings[0] or not pair else n_words - share
             rows = [" ".join(words[(r * 7 + i) % len(words)] for i in range(count)) for r in range(batch)]
             inputs[name] = np.array([r.encode() for r in rows], dtype=object)
         elif name == "input_ids":
@@ -139,7 +140,7 @@ def _length(request) -> int:
             return request.inputs[key].tensor_shape.dim[1].size
     import tensorflow as tf
 
-    texts = [tf.make_ndarray(request.inputs[k]) for k in ("text", "text_pair") if k in request.inputs]
+    texts = [tf.make_ndarray(v) for v in request.inputs.values() if v.dtype == tf.string.as_datatype_enum]
     words = sum(len(t[0].decode().split()) for t in texts)
     return words + 1 + len(texts)
 

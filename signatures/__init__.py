@@ -6,6 +6,8 @@ from signatures._architectures import ARCHITECTURES, Architecture, architecture_
 from signatures._buckets import DEFAULT_MAX_TOKENS, BucketPolicy, run_in_buckets
 from signatures._byte_pair import BytePairTokenizer
 from signatures._module import DEFAULT_SIGNATURE_CHOICES, ServingModule
+from signatures._question_answering import QuestionAnswering
+from signatures._token_classification import AGGREGATIONS, TokenClassification
 from signatures._packer import TEMPLATES, SegmentPacker
 from signatures._postprocess import POOLINGS, classify, l2_normalize, pool
 from signatures._sentencepiece import SentencePieceTokenizer
@@ -30,6 +32,9 @@ __all__ = [
     "Task",
     "FeatureExtraction",
     "TextClassification",
+    "TokenClassification",
+    "AGGREGATIONS",
+    "QuestionAnswering",
     "TEMPLATES",
     "SegmentPacker",
     "Tokenizer",

@@ -129,8 +129,9 @@ class ServingModule(tf.Module):
         def embeds(inputs_embeds, attention_mask, token_type_ids=None):
             return self.run(attention_mask, token_type_ids, inputs_embeds=inputs_embeds)
 
+        custom = self._task.text_signatures(self)  # token-level tasks bring their own `text`
         result = {
-            "text": text.get_concrete_function(),
+            "text": custom.pop("text") if "text" in custom else text.get_concrete_function(),
             "tokens": tokens_fn(tf.int32).get_concrete_function(),
             "tokens_int64": tokens_fn(tf.int64).get_concrete_function(),
             "embeds": embeds.get_concrete_function(),

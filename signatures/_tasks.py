@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from signatures._postprocess import POOLINGS, classify, l2_normalize, pool
 
-__all__ = ["Task", "FeatureExtraction", "TextClassification", "TASKS"]
+__all__ = ["Task", "FeatureExtraction", "TextClassification", "TokenClassification", "QuestionAnswering", "TASKS"]
 
 
 class Task:
@@ -23,6 +23,7 @@ class Task:
     auto_class: ClassVar[str]  # transformers class that loads the model for this task
     takes_pairs: ClassVar[bool] = False  # also export a `text_pair` signature
     text_outputs: ClassVar[tuple[str, ...] | None] = None  # outputs of the `text` signature (None: all)
+    pipeline_parity: ClassVar[bool] = False  # the export checks `text` against transformers.pipeline instead
 
     def outputs(self, model_outputs, attention_mask: tf.Tensor) -> dict[str, tf.Tensor]:
         raise NotImplementedError
@@ -30,6 +31,11 @@ class Task:
     def describe(self) -> dict:
         """What the model card says about the task."""
         return {"task": self.name}
+
+    def text_signatures(self, module) -> dict:
+        """Strings-in signatures that replace the module's own (`text`), for tasks that post-process
+        with the tokens' offsets; {} keeps the module's."""
+        return {}
 
 
 @dataclass
@@ -79,4 +85,9 @@ class TextClassification(Task):
         return {"task": self.name, "labels": dict(enumerate(self.labels)), "multi_label": self.multi_label}
 
 
-TASKS: dict[str, type[Task]] = {t.name: t for t in (FeatureExtraction, TextClassification)}
+# Token-level tasks live in their own modules (they subclass Task, hence the late import).
+from signatures._question_answering import QuestionAnswering  # noqa: E402
+from signatures._token_classification import TokenClassification  # noqa: E402
+
+TASKS: dict[str, type[Task]] = {t.name: t for t in (FeatureExtraction, TextClassification, TokenClassification,
+                                                    QuestionAnswering)}

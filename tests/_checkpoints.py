@@ -20,6 +20,13 @@ day night year week month one two three four five six seven eight nine ten quick
 over lazy test testing tested tests run running runs server client request response batch""".split()
 
 
+NER_LABELS = ("O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-MISC", "I-MISC")
+PYTORCH_CLASSES = {"text-classification": "BertForSequenceClassification",
+                   "token-classification": "BertForTokenClassification",
+                   "question-answering": "BertForQuestionAnswering"}
+HEAD_SCALE = {"token-classification": 40.0, "question-answering": 40.0}
+
+
 def make_vocab(path: Path) -> Path:
     chars = list(string.ascii_lowercase + string.digits + string.punctuation)
     pieces = SPECIAL + chars + ["##" + c for c in string.ascii_lowercase + string.digits]
@@ -50,17 +57,23 @@ def make_checkpoint(directory: Path, task: str = "feature-extraction", weights: 
     tokenizer.save_pretrained(directory)
     n = len(vocab.read_text(encoding="utf-8").split("\n")) - 1
     extra = {}
-    if task == "text-classification":
+    if task == "token-classification" and labels == ("negative", "positive"):
+        labels = NER_LABELS
+    if task in ("text-classification", "token-classification"):
         extra = dict(num_labels=len(labels), id2label=dict(enumerate(labels)),
                      label2id={label: i for i, label in enumerate(labels)})
     config = tiny_config(n, **extra)
     if weights == "pytorch":
         import torch
-        from transformers import BertForSequenceClassification, BertModel
+        import transformers
 
         torch.manual_seed(seed)
-        cls = BertForSequenceClassification if task == "text-classification" else BertModel
-        cls(config).eval().save_pretrained(directory, safe_serialization=True)
+        model = getattr(transformers, PYTORCH_CLASSES.get(task, "BertModel"))(config).eval()
+        if task in HEAD_SCALE:  # random heads give near-ties; wider logits make the labels and spans stable
+            with torch.no_grad():
+                head = model.classifier if task == "token-classification" else model.qa_outputs
+                head.weight.mul_(HEAD_SCALE[task])
+        model.save_pretrained(directory, safe_serialization=True)
     else:
         import tensorflow as tf
         from transformers import TFBertForSequenceClassification, TFBertModel
