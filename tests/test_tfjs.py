@@ -33,20 +33,20 @@ def _require_tools():
         pytest.fail(f"TF.js tools missing: {', '.join(missing)}; `make test` installs them")
 
 
+def _convert(model_dir: Path, tmp_path_factory, name: str):
+    _require_tools()
+    out = tmp_path_factory.mktemp("tfjs") / name
+    return out, convert_to_tfjs(TfjsOptions(path=model_dir / "1", output=out), log=lambda *_: None)
+
+
 @pytest.fixture(scope="module")
 def tiny_tfjs(tiny_model_dir, tmp_path_factory):
-    _require_tools()
-    out = tmp_path_factory.mktemp("tfjs") / "tiny"
-    report = convert_to_tfjs(TfjsOptions(path=tiny_model_dir / "1", output=out), log=lambda *_: None)
-    return out, report
+    return _convert(tiny_model_dir, tmp_path_factory, "tiny")
 
 
 @pytest.fixture(scope="module")
 def tiny_classifier_tfjs(tiny_classifier_dir, tmp_path_factory):
-    _require_tools()
-    out = tmp_path_factory.mktemp("tfjs") / "sentiment"
-    report = convert_to_tfjs(TfjsOptions(path=tiny_classifier_dir / "1", output=out), log=lambda *_: None)
-    return out, report
+    return _convert(tiny_classifier_dir, tmp_path_factory, "sentiment")
 
 
 def _text_signature(model_dir: Path, texts: list[str]) -> dict:
