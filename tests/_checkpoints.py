@@ -111,7 +111,7 @@ def make_family_checkpoint(directory: Path, family: str, task: str = "feature-ex
     - "xlm-roberta": a SentencePiece model trained here on a generated multilingual corpus.
     - "mpnet": this module's WordPiece vocabulary with MPNet's `<s>` / `</s>` special tokens.
     """
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    set_env_defaults()
     from transformers import AutoTokenizer, MPNetConfig, MPNetTokenizerFast, RobertaConfig, XLMRobertaConfig
 
     from tests import _vocabularies
