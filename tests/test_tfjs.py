@@ -10,6 +10,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from contextlib import closing
 from pathlib import Path
 
@@ -146,6 +147,16 @@ def web_server(tiny_tfjs, tiny_classifier_tfjs, tmp_path_factory):
     port = _free_port()
     proc = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
                              "--directory", str(root)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while True:  # the server is a new Python process: wait until it listens
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                pytest.fail(f"python -m http.server did not listen on {port}")
+            time.sleep(0.2)
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
