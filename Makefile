@@ -70,8 +70,10 @@ export-tfjs: export-model venv-tfjs web-deps
 serve-web: export-tfjs
 	$(PY) -m http.server 8080 --directory web
 
+# Two workers, one test file each at a time (session fixtures are per worker): many tests wait on
+# server processes, so two workers keep both cores busy.
 test: venv venv-tfjs web-deps browser
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadfile
 
 test-fast: venv
 	$(PY) -m pytest -m "not slow and not tfjs"
