@@ -17,7 +17,9 @@ import statistics
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from server._env import set_defaults
+
+set_defaults()
 
 TEXT = "The quick brown fox jumps over the lazy dog near the river bank"
 

@@ -12,7 +12,6 @@ tokenizer's share of tokenizer + model.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import time
 from pathlib import Path
@@ -31,7 +30,9 @@ def _median_ms(fn, batches, repeats: int) -> float:
 
 
 def measure(model_dir: str, batch: int = 32, repeats: int = 10, base: bool = True) -> dict:
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    from server._env import set_defaults
+
+    set_defaults()
     import tensorflow as tf
     import transformers
 

@@ -198,20 +198,12 @@ _BY_HTTP_STATUS: dict[int, type[ServingError]] = {
     504: DeadlineExceededError,
 }
 
-_CODE_FOR_HTTP_STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
-                         404: "NOT_FOUND", 409: "ABORTED", 413: "INVALID_ARGUMENT",
-                         429: "RESOURCE_EXHAUSTED", 499: "CANCELLED", 500: "INTERNAL",
-                         501: "UNIMPLEMENTED", 502: "UNAVAILABLE", 503: "UNAVAILABLE",
-                         504: "DEADLINE_EXCEEDED"}
-
-
 def errors_for_status(status: int, message: str, *, code: str | None = None) -> ServingError:
     """The exception for an HTTP status (and, when known, a gRPC code name)."""
     cls = _BY_HTTP_STATUS.get(status)
     if cls is None:
         cls = InvalidArgumentError if 400 <= status < 500 else InternalError
-    return cls(message, code=code or _CODE_FOR_HTTP_STATUS.get(status, cls.default_code),
-               http_status=status)
+    return cls(message, code=code or cls.default_code, http_status=status)
 
 
 #: what grpc-core says when a stream dies with its connection rather than with a server status

@@ -29,8 +29,8 @@ def _target_help() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from signatures import (AGGREGATIONS, DEFAULT_MAX_TOKENS, DEFAULT_SIGNATURE_CHOICES, POOLINGS, TASKS,
-                            TOKENIZER_KINDS)
+    from signatures import (AGGREGATIONS, DEFAULT_MAX_TOKENS, DEFAULT_MIN_FILL, DEFAULT_SIGNATURE_CHOICES,
+                            POOLINGS, TASKS, TOKENIZER_KINDS)
 
     p = argparse.ArgumentParser(
         prog="python -m export",
@@ -60,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--bucket-tokens", type=int, metavar="N",
                    help="padded tokens (rows x longest row) per sub-batch (default: the measured "
                         f"{DEFAULT_MAX_TOKENS})")
+    b.add_argument("--bucket-min-fill", type=float, metavar="F",
+                   help="run a batch as one when its real tokens fill at least this share of it padded "
+                        f"(similar lengths; default: the measured {DEFAULT_MIN_FILL})")
     t = p.add_argument_group("token-classification and question-answering (default: the Hugging Face pipeline's)")
     t.add_argument("--aggregation-strategy", choices=AGGREGATIONS,
                    help="token-classification: how tokens become entities (default: simple)")

@@ -43,6 +43,7 @@ class ExportOptions:
     normalize: bool | None = None  # None: the checkpoint's sentence-transformers setting, else True
     length_buckets: bool = True  # string signatures run length-ordered sub-batches (signatures/_buckets.py)
     bucket_tokens: int | None = None  # padded tokens per sub-batch; None: signatures' DEFAULT_MAX_TOKENS
+    bucket_min_fill: float | None = None  # plain path at this real/padded fill; None: DEFAULT_MIN_FILL
     verify_bf16: bool = False  # accuracy under TF Serving's --mixed_precision=bfloat16 (export/_bf16_check.py)
     # Verification (export/_parity.py, _tokenizer_parity.py, _opcheck.py) and warmup (_warmup.py).
     verify: bool = True  # numeric and tokenizer parity (the op check always runs)
@@ -120,7 +121,9 @@ def bucket_policy(options: ExportOptions):
 
     if not options.length_buckets:
         return None
-    return BucketPolicy() if options.bucket_tokens is None else BucketPolicy(options.bucket_tokens)
+    given = {k: v for k, v in (("max_tokens", options.bucket_tokens), ("min_fill", options.bucket_min_fill))
+             if v is not None}
+    return BucketPolicy(**given)
 
 
 def _check_options(options: ExportOptions, checkpoint: Checkpoint) -> int:
@@ -153,6 +156,9 @@ def _check_options(options: ExportOptions, checkpoint: Checkpoint) -> int:
     if options.bucket_tokens is not None and (options.bucket_tokens < 1 or not options.length_buckets):
         raise ExportError(f"--bucket-tokens {options.bucket_tokens}: needs length buckets on and a positive "
                           "number of padded tokens per sub-batch, such as 1024")
+    if options.bucket_min_fill is not None and (not 0 <= options.bucket_min_fill <= 1 or not options.length_buckets):
+        raise ExportError(f"--bucket-min-fill {options.bucket_min_fill}: needs length buckets on and a fraction "
+                          "in [0, 1] (the share of a padded batch that real tokens fill), such as 0.75")
     for flag, given in (("--parity-corpus", options.parity_corpus is not None),
                         ("--verify-bf16", options.verify_bf16), ("--strict-tokenizer", options.strict_tokenizer)):
         if given and not options.verify:

@@ -110,10 +110,26 @@ def _seconds(timings: dict) -> str:
 
 def render(version_dir: str | Path) -> str:
     """What `python -m export inspect` prints: the card's facts, the signatures as a table."""
-    from export._parity import format_parity
-    from export._summary import format_signatures, human_size, read_signatures
-    from export._tokenizer_parity import format_tokenizer_parity
+    from export._summary import format_signatures, read_signatures
 
+    version_dir = _version_dir(version_dir)
+    card = read_report(version_dir)
+    signatures = read_signatures(version_dir)
+    lines = [str(version_dir)]
+    if card is None:
+        lines += [f"  no {WARMUP_DIR}/{REPORT_FILE}: not exported by python -m export "
+                  "(python -m export check PATH checks its ops)", "", format_signatures(signatures)]
+        return "\n".join(lines)
+    fields = _card_fields(card)
+    width = max(len(k) for k, _ in fields) + 2
+    lines += [f"  {k.ljust(width)}{v}" for k, v in fields]
+    lines += ["", format_signatures(signatures)]
+    lines += _parity_sections(card)
+    return "\n".join(lines)
+
+
+def _version_dir(version_dir: str | Path) -> Path:
+    """`version_dir` if it holds a SavedModel; an error naming the likely version directory if not."""
     version_dir = Path(version_dir)
     if not version_dir.exists():
         raise ExportError(f"inspect PATH {version_dir}: no such directory")
@@ -125,13 +141,13 @@ def render(version_dir: str | Path) -> str:
             hint = f"; did you mean {numbered[-1]}?"
         raise ExportError(f"inspect PATH {version_dir}: no saved_model.pb (expected a SavedModel version "
                           f"directory such as models/NAME/1){hint}")
-    card = read_report(version_dir)
-    signatures = read_signatures(version_dir)
-    lines = [str(version_dir)]
-    if card is None:
-        lines += [f"  no {WARMUP_DIR}/{REPORT_FILE}: not exported by python -m export "
-                  "(python -m export check PATH checks its ops)", "", format_signatures(signatures)]
-        return "\n".join(lines)
+    return version_dir
+
+
+def _card_fields(card: dict) -> list[tuple[str, str]]:
+    """The card's facts as (label, text) rows: source, task, options, ops, sizes, buckets, bf16, warmup."""
+    from export._summary import human_size
+
     source, task, options = card.get("source", {}), card.get("task", {}), card.get("options", {})
     extras = ", ".join(f"{k} {v}" for k, v in task.items() if k not in ("task", "labels"))
     fields = [
@@ -145,14 +161,7 @@ def render(version_dir: str | Path) -> str:
     labels = card.get("labels")
     if labels:
         fields.append(("labels", ", ".join(f"{i} {name}" for i, name in labels.items())))
-    ops = card.get("ops")
-    if ops:
-        verdict = ("all linked" if not ops["missing"] else f"MISSING {', '.join(sorted(ops['missing']))}")
-        fields.append(("target", f"tensorflow/serving {ops['target_serving']}: {ops['count']} op types, {verdict}"))
-        fields.append(("tf-text ops", ", ".join(ops["tf_text_ops"]) or "none"))
-        fields += [("", note) for note in ops.get("notes", [])]
-    else:
-        fields.append(("target", f"tensorflow/serving {card.get('target_serving')}: ops not checked"))
+    fields += _ops_fields(card)
     sizes = card.get("sizes", {})
     if sizes:
         fields.append(("size", f"{human_size(sizes.get('total_bytes', 0))} (variables "
@@ -175,17 +184,29 @@ def render(version_dir: str | Path) -> str:
     timings = card.get("timings", {})
     if timings:
         fields.append(("timings", _seconds(timings)))
-    width = max(len(k) for k, _ in fields) + 2
-    lines += [f"  {k.ljust(width)}{v}" for k, v in fields]
-    lines += ["", format_signatures(signatures)]
-    if card.get("parity"):
-        lines += ["", format_parity(card["parity"])]
-    else:
-        lines += ["", "numeric parity: not run (--no-verify)"]
+    return fields
+
+
+def _ops_fields(card: dict) -> list[tuple[str, str]]:
+    ops = card.get("ops")
+    if not ops:
+        return [("target", f"tensorflow/serving {card.get('target_serving')}: ops not checked")]
+    verdict = ("all linked" if not ops["missing"] else f"MISSING {', '.join(sorted(ops['missing']))}")
+    return [("target", f"tensorflow/serving {ops['target_serving']}: {ops['count']} op types, {verdict}"),
+            ("tf-text ops", ", ".join(ops["tf_text_ops"]) or "none"),
+            *(("", note) for note in ops.get("notes", []))]
+
+
+def _parity_sections(card: dict) -> list[str]:
+    """Numeric, tokenizer and (token-level tasks) pipeline parity, each a block after a blank line."""
+    from export._parity import format_parity
+    from export._tokenizer_parity import format_tokenizer_parity
+
+    lines = ["", format_parity(card["parity"]) if card.get("parity") else "numeric parity: not run (--no-verify)"]
     if card.get("tokenizer_parity"):
         lines += ["", format_tokenizer_parity(card["tokenizer_parity"], card.get("strict_tokenizer", False))]
-    if card.get("pipeline_parity"):  # token-level tasks
+    if card.get("pipeline_parity"):
         from export._task_parity import format_task_parity
 
         lines += ["", format_task_parity(card["pipeline_parity"])]
-    return "\n".join(lines)
+    return lines

@@ -3,7 +3,7 @@
 >>> from signatures import ServingModule, WordPieceTokenizer, FeatureExtraction, architecture_for
 """
 from signatures._architectures import ARCHITECTURES, Architecture, architecture_for
-from signatures._buckets import DEFAULT_MAX_TOKENS, BucketPolicy, run_in_buckets
+from signatures._buckets import DEFAULT_MAX_TOKENS, DEFAULT_MIN_FILL, BucketPolicy, run_in_buckets
 from signatures._byte_pair import BytePairTokenizer
 from signatures._module import DEFAULT_SIGNATURE_CHOICES, ServingModule
 from signatures._question_answering import QuestionAnswering
@@ -21,6 +21,7 @@ __all__ = [
     "architecture_for",
     "BucketPolicy",
     "DEFAULT_MAX_TOKENS",
+    "DEFAULT_MIN_FILL",
     "run_in_buckets",
     "DEFAULT_SIGNATURE_CHOICES",
     "ServingModule",

@@ -12,7 +12,9 @@ output shapes do not change (values at padding positions are zeros, where the
 plain path has whatever the encoder computed there: both mean nothing).
 
 A batch that fits one sub-batch (a single row, or short texts whose padded
-batch is within `max_tokens`) takes the plain path: one encoder call, no
+batch is within `max_tokens`), or whose real tokens fill at least `min_fill`
+of its padded batch (similar lengths: bucketing would save little padding and
+pay for smaller matmuls), takes the plain path: one encoder call, no
 reordering, so small and uniform batches pay nothing for bucketing.
 
 Only ops every `tensorflow_model_server` links: `If`, `While`, TensorList
@@ -29,40 +31,57 @@ from typing import Callable
 
 import tensorflow as tf
 
-__all__ = ["BucketPolicy", "DEFAULT_MAX_TOKENS", "run_in_buckets", "sequence_axes"]
+__all__ = ["BucketPolicy", "DEFAULT_MAX_TOKENS", "DEFAULT_MIN_FILL", "run_in_buckets", "sequence_axes"]
 
 #: Padded tokens per sub-batch (rows x longest row). Measured with
-#: `python -m bench._bucket_sweep` on all-MiniLM-L6-v2 (2-core AMD EPYC, budgets
-#: 256-4096 side by side, interleaved rounds): at batch 32 in arrival order the
-#: smallest budget won on mixed lengths (7.4x the plain signature; 512: 4.1x,
-#: 1024: 3.2x, 4096: 0.9x) and on short texts; larger sub-batches mix lengths
-#: again and attention grows with the square of the longest row. The encoder's
-#: fixed cost per call (a few hundred small ops) is what a smaller budget would
-#: pay for.
+#: `python -m bench._bucket_sweep` on all-MiniLM-L6-v2 (2-core AMD EPYC, policies
+#: side by side, interleaved rounds, bench/results/bucket_sweep.md): at batch 32
+#: in arrival order 256 ran mixed lengths 2.3x the plain signature, 512 and
+#: 1024 the same within the run's noise, 2048 1.6x; larger sub-batches mix
+#: lengths again and attention grows with the square of the longest row. The
+#: encoder's fixed cost per call (a few hundred small ops) is what a smaller
+#: budget would pay for.
 DEFAULT_MAX_TOKENS = 256
+#: Real tokens / padded tokens at or above which a batch runs as one. Measured
+#: with the same sweep (idle-priority run, 2-core AMD EPYC): without it, batch
+#: 32 of short texts (11-15 words, fill 0.76-0.80) ran at 0.61x the plain signature
+#: on an idle machine (120 vs 199 texts/s), split into 256-token sub-batches
+#: that only lose matmul efficiency; with 0.6 the short batch ran as fast as
+#: plain (183 vs 184) and mixed batches (fill 0.23-0.35) were bucketed as before.
+DEFAULT_MIN_FILL = 0.6
 WHY_DEFAULT = ("measured (python -m bench._bucket_sweep, all-MiniLM-L6-v2, batch 32 in arrival order): 256 padded "
-               "tokens per sub-batch ran mixed-length batches fastest of 256/512/1024/2048/4096 (7.4x the plain "
-               "signature; 1024: 3.2x) and short texts as fast; bigger sub-batches pad again, smaller ones pay the "
-               "encoder's per-call cost more often")
+               "tokens per sub-batch ran mixed-length batches 2.1-2.3x the plain signature (512 and 1024 within "
+               "the noise, 2048: 1.6x); batches whose real tokens fill >= 0.6 of the padded batch (short texts, "
+               "client-sorted batches) run as one, because splitting them saved no padding and lost matmul "
+               "efficiency (short texts at 0.61x plain without it)")
 
 Run = Callable[[dict], dict]
 
 
 @dataclass(frozen=True)
 class BucketPolicy:
-    """How string signatures cut a batch: sub-batches of at most `max_tokens` padded tokens."""
+    """How string signatures cut a batch: sub-batches of at most `max_tokens` padded tokens.
+
+    A batch whose real tokens fill at least `min_fill` of its padded batch
+    (uniform lengths: short texts, a client's length-sorted batch) runs as one;
+    `min_fill=0` leaves the decision to `max_tokens` alone.
+    """
 
     max_tokens: int = DEFAULT_MAX_TOKENS
+    min_fill: float = DEFAULT_MIN_FILL
 
     def __post_init__(self):
         if self.max_tokens < 1:
             raise ValueError(f"max_tokens must be a positive number of tokens, got {self.max_tokens}")
+        if not 0.0 <= self.min_fill <= 1.0:
+            raise ValueError(f"min_fill must be a fraction of the padded batch in [0, 1], got {self.min_fill}")
 
     def describe(self) -> dict:
-        """What the model card says about it, and why the default is what it is."""
-        return {"max_tokens": self.max_tokens, "order": "token count, ascending",
-                "plain_path": "a batch whose rows x longest row fits max_tokens (a single row always)",
-                "default": DEFAULT_MAX_TOKENS, "why": WHY_DEFAULT}
+        """What the model card says about it, and why the defaults are what they are."""
+        return {"max_tokens": self.max_tokens, "min_fill": self.min_fill, "order": "token count, ascending",
+                "plain_path": ("a single row, a batch whose rows x longest row fits max_tokens, or one whose "
+                               "real tokens fill at least min_fill of it"),
+                "default": {"max_tokens": DEFAULT_MAX_TOKENS, "min_fill": DEFAULT_MIN_FILL}, "why": WHY_DEFAULT}
 
 
 def sequence_axes(shape: tf.TensorShape) -> list[int]:
@@ -75,7 +94,8 @@ def sequence_axes(shape: tf.TensorShape) -> list[int]:
     return [axis for axis in range(1, shape.rank) if shape[axis] is None]
 
 
-def run_in_buckets(encoded: dict[str, tf.Tensor], run: Run, *, max_tokens: int = DEFAULT_MAX_TOKENS) -> dict:
+def run_in_buckets(encoded: dict[str, tf.Tensor], run: Run, *, max_tokens: int = DEFAULT_MAX_TOKENS,
+                   min_fill: float = DEFAULT_MIN_FILL) -> dict:
     """`run(encoded)`, computed on length-ordered sub-batches; outputs in the original row order.
 
     `encoded` holds int [batch, seq] tensors padded to the longest row, one of
@@ -88,6 +108,9 @@ def run_in_buckets(encoded: dict[str, tf.Tensor], run: Run, *, max_tokens: int =
     mask = encoded["attention_mask"]
     batch, width = tf.shape(mask)[0], tf.shape(mask)[1]
     fits_one = tf.logical_or(batch <= 1, batch * width <= max_tokens)
+    if min_fill > 0:  # 0: the fill never decides
+        fill = tf.reduce_sum(tf.cast(mask, tf.float32)) / tf.cast(tf.maximum(batch * width, 1), tf.float32)
+        fits_one = tf.logical_or(fits_one, fill >= min_fill)
     return tf.cond(fits_one, lambda: encoder(encoded),
                    lambda: _bucketed(encoded, encoder, max_tokens))
 

@@ -87,7 +87,8 @@ class ServingModule(tf.Module):
         """What a string signature returns for the tokenizer's packed `encoded` batch."""
         if self._length_buckets is None:
             return self._text_outputs(encoded)
-        return run_in_buckets(encoded, self._text_outputs, max_tokens=self._length_buckets.max_tokens)
+        return run_in_buckets(encoded, self._text_outputs, max_tokens=self._length_buckets.max_tokens,
+                              min_fill=self._length_buckets.min_fill)
 
     def _text_outputs(self, encoded: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         result = self.run(encoded["attention_mask"], encoded.get("token_type_ids"), input_ids=encoded["input_ids"])

@@ -59,11 +59,23 @@ def test_one_row_or_a_batch_within_the_budget_takes_the_plain_path(lengths):
     assert out["width"].numpy().tolist() == [max(lengths)] * len(lengths)
 
 
-def test_budget_must_be_positive():
+def test_a_batch_of_similar_lengths_takes_the_plain_path_above_min_fill():
+    from signatures import run_in_buckets
+
+    lengths = [20, 18, 19, 17, 20, 16]  # 110 real of 120 padded tokens: fill 0.92, over the 32-token budget
+    bucketed = run_in_buckets(_encoded(lengths), _probe, max_tokens=32, min_fill=0.95)
+    assert len(set(bucketed["width"].numpy().tolist())) > 1
+    plain = run_in_buckets(_encoded(lengths), _probe, max_tokens=32, min_fill=0.9)
+    assert plain["width"].numpy().tolist() == [20] * len(lengths)
+
+
+def test_budget_must_be_positive_and_min_fill_a_fraction():
     from signatures import BucketPolicy
 
     with pytest.raises(ValueError, match="max_tokens"):
         BucketPolicy(0)
+    with pytest.raises(ValueError, match="min_fill"):
+        BucketPolicy(256, min_fill=1.5)
 
 
 @pytest.fixture(scope="module")
