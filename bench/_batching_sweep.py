@@ -31,19 +31,22 @@ def main(argv=None) -> None:
     p.add_argument("--model-dir", default=str(REPO / "models" / "minilm"))
     p.add_argument("--requests", type=int, default=192)
     p.add_argument("--clients", type=int, default=32)
-    p.add_argument("--variants", help="num_batch_threads:batch_timeout_micros pairs, comma-separated "
-                                      f"(default: {','.join(f'{t}:{m}' for t, m in VARIANTS)})")
+    p.add_argument("--variants", help="num_batch_threads:batch_timeout_micros pairs, comma-separated, each "
+                                      "optionally :pow2 for allowed_batch_sizes 1,2,4,...,32 (the batch padded "
+                                      f"up to the next; default: {','.join(f'{t}:{m}' for t, m in VARIANTS)})")
     args = p.parse_args(argv)
-    variants = ([tuple(int(x) for x in v.split(":")) for v in args.variants.split(",")] if args.variants
-                else VARIANTS)
+    variants = [_variant(v) for v in args.variants.split(",")] if args.variants else VARIANTS
     with tempfile.TemporaryDirectory(prefix="bench-sweep-") as tmp:
         base = resolve_version(Path(args.model_dir), Path(tmp)).parent
-        print("| num_batch_threads | batch_timeout_micros | texts | texts/s (2 runs) | mean server batch |")
-        print("|---|---|---|---|---|")
-        for threads, timeout in variants:
+        print("| num_batch_threads | batch_timeout_micros | allowed_batch_sizes | texts | texts/s (2 runs) "
+              "| mean server batch |")
+        print("|---|---|---|---|---|---|")
+        for threads, timeout, *pow2 in variants:
+            allowed = "".join(f"allowed_batch_sizes: {n} " for n in (1, 2, 4, 8, 16, 32)) if pow2 else ""
             params = Path(tmp, "batching.config")
             params.write_text(f"max_batch_size {{ value: 32 }} batch_timeout_micros {{ value: {timeout} }} "
-                              f"num_batch_threads {{ value: {threads} }} max_enqueued_batches {{ value: 100 }}\n")
+                              f"num_batch_threads {{ value: {threads} }} max_enqueued_batches {{ value: 100 }} "
+                              f"{allowed}\n")
             monitoring = Path(tmp, "monitoring.config")
             monitoring.write_text(_runs.MONITORING_CONFIG)
             with _runs._server(base, "--enable_batching=true", f"--batching_parameters_file={params}",
@@ -66,10 +69,19 @@ def main(argv=None) -> None:
                             pool.reset()
                         after = _runs.batch_histogram(srv.rest_url)
                         mean = (after[0] - before[0]) / max(1.0, after[1] - before[1])
-                        print(f"| {threads} | {timeout} | {label} | {statistics.median(tps):.0f} "
+                        print(f"| {threads} | {timeout} | {'1,2,4,...,32' if pow2 else 'any'} | {label} | "
+                              f"{statistics.median(tps):.0f} "
                               f"({', '.join(f'{x:.0f}' for x in tps)}) | {mean:.1f} |", flush=True)
                 finally:
                     pool.close()
+
+
+def _variant(spec: str) -> tuple:
+    """"2:10000" -> (2, 10000); "2:10000:pow2" -> (2, 10000, True)."""
+    threads, timeout, *rest = spec.split(":")
+    if rest not in ([], ["pow2"]):
+        raise SystemExit(f"--variants {spec!r}: expected THREADS:TIMEOUT_MICROS[:pow2]")
+    return (int(threads), int(timeout), *(True for _ in rest))
 
 
 if __name__ == "__main__":
