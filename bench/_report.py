@@ -5,7 +5,7 @@ The results dict (what `python -m bench` collects, and what `latest.json` holds)
     {"meta": {...}, "measurements": [Measurement.to_dict(), ...],
      "warmup": {"runs": [...], ...}, "info": {...}}
 
-`ratios(results)` derives the ratios of issue 7 from the measurements;
+`ratios(results)` derives the target ratios (`TARGETS`) from the measurements;
 `write_report(results, out_dir)` writes the three kinds of file.
 
 >>> write_report(results, "bench/results")   # doctest: +SKIP
@@ -22,7 +22,7 @@ from pathlib import Path
 __all__ = ["TARGETS", "MEMORY_BOUND", "ratios", "find", "write_report", "render_markdown",
            "update_readme_section", "LABELS", "memory_table"]
 
-#: (key, description, target): the issue's targets, all at batch 32
+#: (key, description, target): what the stack aims for, all at batch 32
 TARGETS = {
     "grpc_vs_ceiling": ("gRPC `predict_batched` / ceiling (batch 32, same batches)", 0.90),
     "rest_vs_ceiling": ("REST `predict_batched` / ceiling (batch 32, same batches)", 0.80),

@@ -1,4 +1,4 @@
-"""The scenarios of issue 7, each bounded by fixed request counts and time budgets.
+"""The bench's scenarios, each bounded by fixed request counts and time budgets.
 
     inprocess(kind)     ceiling / pytorch / tokenizer_graph / tokenizer_hf, in a child process
     served()            one server (no batching): gRPC and REST `predict` per batch size,

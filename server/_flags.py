@@ -56,7 +56,7 @@ class Options:
     tensorflow_intra_op_parallelism: int = 0
     tensorflow_inter_op_parallelism: int = 0
     enable_serialization_as_tensor_content: bool = False
-    # grpc.health.v1 is always served (the issue asks for it); the flag is accepted either way.
+    # grpc.health.v1 is always served (Kubernetes' gRPC probes need it); the flag is accepted either way.
     enable_grpc_healthcheck_service: bool = False
     version: bool = False
     mixed_precision: str = ""  # "bfloat16": grappler's oneDNN bf16 auto mixed precision rewrite
