@@ -19,7 +19,10 @@ class Architecture:
 
     `template` is "bert" (`[CLS] a [SEP] b [SEP]`) or "roberta"
     (`<s> a </s></s> b </s>`); `fairseq_ids` says the SentencePiece ids are
-    shifted by one behind `<s> <pad> </s> <unk>`, with `<mask>` last (XLM-R).
+    shifted by one behind `<s> <pad> </s> <unk>`, with `<mask>` last (XLM-R);
+    `exact_relative_buckets` replaces the model's float relative-position
+    buckets, which grappler's constant folding shifts, by an integer table
+    (signatures/_relative_buckets.py).
     """
 
     model_type: str
@@ -27,6 +30,7 @@ class Architecture:
     template: str = "bert"
     uses_token_type_ids: bool = True
     fairseq_ids: bool = False
+    exact_relative_buckets: bool = False
 
 
 ARCHITECTURES: dict[str, Architecture] = {
@@ -35,7 +39,7 @@ ARCHITECTURES: dict[str, Architecture] = {
         Architecture("bert"),
         Architecture("electra"),
         Architecture("distilbert", uses_token_type_ids=False),
-        Architecture("mpnet", template="roberta", uses_token_type_ids=False),
+        Architecture("mpnet", template="roberta", uses_token_type_ids=False, exact_relative_buckets=True),
         Architecture("roberta", tokenizer="byte_pair", template="roberta", uses_token_type_ids=False),
         Architecture("xlm-roberta", tokenizer="sentencepiece", template="roberta", uses_token_type_ids=False,
                      fairseq_ids=True),

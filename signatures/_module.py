@@ -28,6 +28,7 @@ import tensorflow as tf
 from protocol import DEFAULT_SIGNATURE
 from signatures._architectures import Architecture
 from signatures._buckets import BucketPolicy, run_in_buckets
+from signatures._relative_buckets import use_exact_relative_buckets
 from signatures._tasks import Task
 from signatures._tokenizer import Tokenizer
 
@@ -37,12 +38,18 @@ DEFAULT_SIGNATURE_CHOICES = ("text", "tokens")
 
 
 class ServingModule(tf.Module):
-    """Holds the TF model, the tokenizer and the task; builds the signatures."""
+    """Holds the TF model, the tokenizer and the task; builds the signatures.
+
+    Architectures that need it get their model made graph-safe here, in place
+    (`Architecture.exact_relative_buckets`), before anything is traced.
+    """
 
     def __init__(self, model, tokenizer: Tokenizer, task: Task, architecture: Architecture,
                  *, hidden_states: bool = False, attentions: bool = False,
                  length_buckets: BucketPolicy | None = None):
         super().__init__(name="serving")
+        if architecture.exact_relative_buckets:
+            use_exact_relative_buckets(model)
         self.model = model
         self.tokenizer = tokenizer
         self._task = task

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from export import ExportOptions, export_model, read_report
-from export._errors import ExportError, VerificationError
+from export._errors import ExportError
 from export._tokenizer_parity import CORPUS
 from tests._checkpoints import make_family_checkpoint
 
@@ -159,17 +159,100 @@ def test_sentencepiece_model_of_another_size_is_refused_before_writing(checkpoin
     assert "the SentencePiece model does not belong to this checkpoint" in message
 
 
+# -- MPNet's relative-position bias under TF Serving's graph rewrites ----------------------
+
+def _tiny_mpnet_with_positions(directory, positions: int):
+    """The tiny MPNet family checkpoint, its model re-made with `positions` position embeddings:
+    long enough for token pairs 64 apart, which the 64-position tiny checkpoint never has."""
+    import torch
+    from transformers import AutoConfig, MPNetModel
+
+    make_family_checkpoint(directory, "mpnet")
+    config = AutoConfig.from_pretrained(str(directory))
+    config.max_position_embeddings = positions
+    torch.manual_seed(0)
+    model = MPNetModel(config).eval()
+    with torch.no_grad():  # biases as far apart as trained ones, so a bucket off by one shows
+        model.encoder.relative_attention_bias.weight.normal_(0.0, 1.0)
+    model.save_pretrained(directory, safe_serialization=True)
+    return directory
+
+
+def test_mpnet_bucket_table_is_pytorchs_relative_position_bucket():
+    import torch
+    from transformers.models.mpnet.modeling_mpnet import MPNetEncoder
+
+    from signatures._relative_buckets import relative_bucket_table
+
+    for num_buckets, max_distance in ((32, 128), (64, 256), (16, 40)):
+        positions = torch.arange(-3 * max_distance, 3 * max_distance + 1)
+        want = MPNetEncoder.relative_position_bucket(positions, num_buckets, max_distance).numpy()
+        table = relative_bucket_table(num_buckets, max_distance)
+        got = table[np.clip(positions.numpy(), -max_distance, max_distance) + max_distance]
+        np.testing.assert_array_equal(got, want)
+
+
+def test_mpnet_tokens_64_apart_keep_their_bias_as_tf_serving_runs_the_graph(tmp_path):
+    # Grappler's constant folding turned log(n/8)/log(16)*8 into log(n/8)*(8/log(16)): 5.999... at
+    # n = 64, one bucket lower, for every token pair 64 apart (signatures/_relative_buckets.py).
+    import torch
+    from transformers import MPNetModel
+
+    from export._serving_session import ServingSession
+
+    checkpoint = _tiny_mpnet_with_positions(tmp_path / "ckpt", positions=160)
+    result = export_model(ExportOptions(model=checkpoint, name="mpnet", output_dir=tmp_path / "models",
+                                        max_length=158, verify=False, warmup=False), log=lambda *_: None)
+    rng = np.random.default_rng(0)
+    ids = np.ones((2, 150), np.int32)  # <pad> is 1: MPNet's position ids skip it
+    ids[:, 1:-1] = rng.integers(5, 100, size=(2, 148))
+    ids[:, 0], ids[0, -1], ids[1, 99], ids[1, 100:] = 0, 2, 2, 1
+    mask = (ids != 1).astype(np.int32)
+    session = ServingSession.load(result.path)  # TF Serving's path: TF1 session, default grappler
+    try:
+        got = session.run("tokens", {"input_ids": ids, "attention_mask": mask})["last_hidden_state"]
+    finally:
+        session.close()
+    with torch.no_grad():
+        want = MPNetModel.from_pretrained(str(checkpoint)).eval()(
+            input_ids=torch.tensor(ids, dtype=torch.long),
+            attention_mask=torch.tensor(mask, dtype=torch.long)).last_hidden_state.numpy()
+    real = mask.astype(bool)
+    assert np.abs(got[real] - want[real]).max() <= 1e-5
+
+
+def _sentence_transformers_embeddings(checkpoint, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """sentence-transformers' all-mpnet-base-v2 pipeline in torch (its tokenizer and max_seq_length,
+    mean pooling over real tokens, L2 normalisation): the embeddings and each text's token count."""
+    import torch
+    from transformers import AutoTokenizer, MPNetModel
+
+    max_length = json.loads((checkpoint / "sentence_bert_config.json").read_text())["max_seq_length"]
+    encoded = AutoTokenizer.from_pretrained(str(checkpoint))(texts, padding=True, truncation=True,
+                                                             max_length=max_length, return_tensors="pt")
+    with torch.no_grad():
+        hidden = MPNetModel.from_pretrained(str(checkpoint)).eval()(**encoded).last_hidden_state
+    m = encoded["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+    pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
+    return torch.nn.functional.normalize(pooled, p=2, dim=1).numpy(), encoded["attention_mask"].sum(1).numpy()
+
+
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, raises=VerificationError,
-                   reason="PyTorch vs TF agree (2.9e-7 on the pooled embedding) but the reloaded SavedModel, "
-                          "run as TF Serving runs it, differs from the in-memory TF MPNet by 2.3e-4; "
-                          "the export refuses it until that is found")
-def test_real_all_mpnet_base_v2_matches_sentence_transformers_pooling(mpnet_checkpoint, tmp_path):
+def test_real_all_mpnet_base_v2_text_signature_matches_sentence_transformers(mpnet_checkpoint, tmp_path):
+    from export._serving_session import ServingSession
+
     result = export_model(ExportOptions(model=mpnet_checkpoint, task="feature-extraction", name="mpnet",
                                         output_dir=tmp_path, warmup=False), log=lambda *_: None)
     card = result.report
-    rows = {r["name"]: r for r in card["parity"]["pytorch_vs_tf"]}
-    # mean pooling + L2 normalisation in torch (sentence-transformers' formulas) vs the export
-    assert rows["embedding"]["max_abs_error"] <= 1e-5 and card["parity"]["ok"]
-    assert card["task"]["pooling"] == "mean" and card["task"]["normalize"] is True
+    assert card["parity"]["ok"] and card["task"]["pooling"] == "mean" and card["task"]["normalize"] is True
     assert set(card["tokenizer_parity"]["mismatch_kinds"]) == {"special-tokens"}
+    ordinary = [text for kind, text in CORPUS if kind != "special-tokens"]
+    texts = ordinary + [" ".join(ordinary[:12])]  # one of ~150 tokens besides the corpus' 384
+    want, lengths = _sentence_transformers_embeddings(mpnet_checkpoint, texts)
+    assert (np.sort(lengths)[-2:] > 64).all()  # token pairs 64 and more apart, in two texts
+    session = ServingSession.load(result.path)
+    try:
+        got = session.run("text", {"text": np.array([t.encode() for t in texts], dtype=object)})["embedding"]
+    finally:
+        session.close()
+    assert np.abs(got - want).max() <= 1e-5
