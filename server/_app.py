@@ -18,7 +18,7 @@ from . import _config, _logs
 from ._errors import ServingError
 from ._flags import Options
 
-__all__ = ["App", "StartupError"]
+__all__ = ["App", "StartupError", "rpc_threads"]
 
 log = logging.getLogger("server")
 
@@ -41,6 +41,18 @@ def _check(opts: Options) -> None:
                            "--enable_batching=true to batch")
 
 
+def rpc_threads(admitted: int) -> int:
+    """Threads of the gRPC server: one for every RPC in flight, so that RPCs wait
+    for the model in the admission queue both front ends share, in arrival
+    order, not in a line of gRPC's own for a free thread (REST has a thread per
+    connection). Threads start only when RPCs need them.
+
+    >>> rpc_threads(16)
+    256
+    """
+    return max(256, 4 * admitted)
+
+
 class App:
     """A running model server built from `Options`."""
 
@@ -60,6 +72,7 @@ class App:
                                if opts.monitoring_config_file else _config.MonitoringConfig())
         except (OSError, ServingError) as e:
             raise StartupError(str(e)) from None
+        from ._admission import Admission
         from ._core import Core  # imports TensorFlow: only once the flags are known good
         from ._metrics import Metrics
         from ._repository import Repository
@@ -69,7 +82,12 @@ class App:
             load_retry_interval=opts.load_retry_interval_micros / 1e6,
             allow_labels_for_unavailable=opts.allow_version_labels_for_unavailable_models,
             on_state=self.metrics.version if self.metrics else None)
-        self.core = Core(self.repository, self.metrics, opts.enable_signature_method_name_check)
+        # One queue to the model for both front ends, with as many places as
+        # their two thread flags together: no transport waits in a line of its own.
+        rest_places = opts.rest_api_num_threads if opts.rest_api_port else 0
+        self.admission = Admission(opts.grpc_max_threads + rest_places)
+        self.core = Core(self.repository, self.metrics, opts.enable_signature_method_name_check,
+                         self.admission)
 
     # -- loading ------------------------------------------------------------
     def _load(self, name: str, version: int, path: str):
@@ -106,14 +124,13 @@ class App:
             self.repository.stop()
             raise StartupError(f"Loading the models failed: {e}") from None
         try:
-            self.grpc = GrpcServer(self.core, opts.host, opts.port, opts.grpc_max_threads,
+            self.grpc = GrpcServer(self.core, opts.host, opts.port, rpc_threads(self.admission.limit),
                                    opts.grpc_channel_arguments, opts.grpc_socket_path,
                                    opts.enable_serialization_as_tensor_content)
             if opts.rest_api_port:
                 self.rest = RestServer(self.core, opts.host, opts.rest_api_port,
-                                       opts.rest_api_timeout_in_ms, opts.rest_api_num_threads,
-                                       self.metrics, self.monitoring.prometheus_path,
-                                       opts.rest_api_max_body_bytes)
+                                       opts.rest_api_timeout_in_ms, self.metrics,
+                                       self.monitoring.prometheus_path, opts.rest_api_max_body_bytes)
         except (OSError, ValueError) as e:
             self.repository.stop()
             raise StartupError(str(e)) from None

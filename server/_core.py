@@ -4,6 +4,8 @@ status and config reloads, and count every request for monitoring.
 
 Front ends only convert wire types. Inputs are passed as a function of the
 resolved SignatureDef, because REST needs the signature's dtypes to read JSON.
+Requests that run the model wait for their turn in one `Admission` queue,
+whichever front end they came by, and their timeout covers that wait.
 
 >>> core = Core(repository)                                               # doctest: +SKIP
 >>> r = core.predict(ModelSpec("m"), lambda sig: {"x": np.ones(1, np.float32)}, entrypoint="REST")  # doctest: +SKIP
@@ -70,10 +72,11 @@ class MetadataResult:
 class Core:
     """Inference and model management over a `Repository`."""
 
-    def __init__(self, repository, metrics=None, check_method: bool = False):
+    def __init__(self, repository, metrics=None, check_method: bool = False, admission=None):
         self.repository = repository
         self.metrics = metrics
         self.check_method = check_method
+        self.admission = admission
         self._inflight = 0
         self._closed = False
         self._idle = threading.Condition()
@@ -126,16 +129,33 @@ class Core:
                 servable.release()
         return self._track(api, entrypoint, spec, on_servable)
 
+    def _infer(self, api: str, entrypoint: str, spec: ModelSpec, timeout, fn):
+        """`_call` for a request that runs the model: it waits for its turn in the
+        admission queue first, and `fn(servable, timeout)` gets the time left."""
+        def admitted(servable):
+            if self.admission is None:
+                return fn(servable, timeout)
+            start = time.monotonic()
+            self.admission.enter(timeout)
+            try:
+                waited = time.monotonic() - start
+                if self.metrics is not None:
+                    self.metrics.admission_wait(spec.name, entrypoint, waited)
+                return fn(servable, None if timeout is None else timeout - waited)
+            finally:
+                self.admission.leave()
+        return self._call(api, entrypoint, spec, admitted)
+
     # -- inference ------------------------------------------------------------
     def predict(self, spec: ModelSpec, make_inputs, output_filter=(), timeout=None, *,
                 entrypoint: str) -> PredictResult:
         """Predict. `make_inputs(signature_def)` returns {alias: np.ndarray}."""
-        def run(servable):
+        def run(servable, timeout):
             sig = _inference.predict_signature(servable, spec.signature_name)
             name, outputs = _inference.predict(servable, spec.signature_name, make_inputs(sig),
                                                list(output_filter), timeout)
             return PredictResult(spec.name, servable.version, name, outputs, sig)
-        return self._call("predict", entrypoint, spec, run)
+        return self._infer("predict", entrypoint, spec, timeout, run)
 
     def classify(self, spec: ModelSpec, examples, timeout=None, *, entrypoint: str) -> ExamplesResult:
         """Classify serialized tf.Examples (a list, or a function returning one)."""
@@ -146,12 +166,12 @@ class Core:
         return self._examples("regress", protocol.REGRESS_METHOD, spec, examples, timeout, entrypoint)
 
     def _examples(self, api, method, spec, examples, timeout, entrypoint) -> ExamplesResult:
-        def run(servable):
+        def run(servable, timeout):
             ex = examples() if callable(examples) else examples
             name, result = run_examples(servable, method, spec.signature_name, ex, timeout,
                                         self.check_method)
             return ExamplesResult(spec.name, servable.version, name, method, result)
-        return self._call(api, entrypoint, spec, run)
+        return self._infer(api, entrypoint, spec, timeout, run)
 
     def multi_inference(self, tasks: list[tuple[ModelSpec, str]], examples, timeout=None, *,
                         entrypoint: str) -> list[ExamplesResult]:
@@ -159,7 +179,7 @@ class Core:
         _check_tasks(tasks)
         first = tasks[0][0]
 
-        def run(servable):
+        def run(servable, timeout):
             ex = examples() if callable(examples) else examples
             out = []
             for spec, method in tasks:
@@ -167,7 +187,7 @@ class Core:
                                             self.check_method)
                 out.append(ExamplesResult(spec.name, servable.version, name, method, result))
             return out
-        return self._call("multi_inference", entrypoint, first, run)
+        return self._infer("multi_inference", entrypoint, first, timeout, run)
 
     # -- model management ---------------------------------------------------
     def metadata(self, spec: ModelSpec, fields=("signature_def",), *, entrypoint: str) -> MetadataResult:

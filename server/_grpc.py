@@ -150,7 +150,7 @@ def parse_channel_arguments(text: str) -> list[tuple[str, object]]:
 class GrpcServer:
     """The gRPC server; `port` 0 with a `socket_path` serves on the Unix socket only."""
 
-    def __init__(self, core, host: str, port: int, max_threads: int = 8, channel_arguments: str = "",
+    def __init__(self, core, host: str, port: int, max_threads: int = 256, channel_arguments: str = "",
                  socket_path: str = "", tensor_content: bool = False):
         # No 4 MiB limit unless --grpc_channel_arguments sets one. gRPC core keeps the
         # first value of a repeated key, so the user's arguments replace ours, not follow them.

@@ -4,8 +4,9 @@ TF Serving's own request metrics keep their names and labels
 (`:tensorflow:serving:request_count{model_name,status}`,
 `:tensorflow:serving:request_latency{model_name,API,entrypoint}` in
 microseconds); this server adds, under `:tensorflow:serving:embedded:`,
-per-signature counts and latencies, batch sizes, batching queue depth and
-model version states. Exposed in Prometheus text format 0.0.4 on the REST port.
+per-signature counts and latencies, the time requests waited for their turn
+at the model per front end (`entrypoint`), batch sizes, batching queue depth
+and model version states. Exposed in Prometheus text format 0.0.4 on the REST port.
 
 >>> m = Metrics()
 >>> m.request("m", "serving_default", "predict", "REST", grpc.StatusCode.OK, 0.002)
@@ -93,6 +94,10 @@ class Metrics:
         self.signature_latency = _Family(e + "request_latency_seconds", "histogram",
                                          "Request wall time in seconds per model and signature.",
                                          ("model_name", "signature_name", "API"), _SECONDS_BUCKETS)
+        self.admission_latency = _Family(e + "admission_wait_seconds", "histogram",
+                                         "Seconds a request waited for its turn at the model (one "
+                                         "queue for both front ends).", ("model_name", "entrypoint"),
+                                         _SECONDS_BUCKETS)
         self.batch_size = _Family(e + "batch_size", "histogram",
                                   "Sizes of the batches run (after padding to allowed_batch_sizes).",
                                   ("model_name",), _BATCH_BUCKETS)
@@ -103,7 +108,7 @@ class Metrics:
                                      "1 for the state a model version is in.",
                                      ("model_name", "version", "state"))
         self._families = [self.request_count, self.request_latency, self.signature_requests,
-                          self.signature_latency, self.batch_size, self.queue_depth, self.version_state]
+                          self.signature_latency, self.admission_latency, self.batch_size, self.queue_depth, self.version_state]
 
     def request(self, model: str, signature: str, api: str, entrypoint: str,
                 code: grpc.StatusCode, seconds: float) -> None:
@@ -113,6 +118,10 @@ class Metrics:
             self.request_latency.observe((model, api, entrypoint), seconds * 1e6)
             self.signature_requests.inc((model, signature, api, entrypoint, status))
             self.signature_latency.observe((model, signature, api), seconds)
+
+    def admission_wait(self, model: str, entrypoint: str, seconds: float) -> None:
+        with self._lock:
+            self.admission_latency.observe((model, entrypoint), seconds)
 
     def batch(self, model: str, size: int, depth: int) -> None:
         with self._lock:

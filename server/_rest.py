@@ -46,7 +46,7 @@ def _json(payload, fast: bool = True) -> Response:
 class RestServer:
     """TF Serving's REST API over a `Core`, on `host:port`."""
 
-    def __init__(self, core, host: str, port: int, timeout_ms: int = 30000, num_threads: int = 0,
+    def __init__(self, core, host: str, port: int, timeout_ms: int = 30000,
                  metrics=None, metrics_path: str | None = None,
                  max_body_bytes: int = Limits.max_body_bytes):
         if max_body_bytes <= 0:
@@ -55,7 +55,6 @@ class RestServer:
         self.core = core
         self.timeout = timeout_ms / 1000.0 if timeout_ms > 0 else None
         self.metrics, self.metrics_path = metrics, metrics_path
-        self._slots = threading.BoundedSemaphore(num_threads) if num_threads > 0 else None
         self._active = 0
         self._stopping = False
         self._cond = threading.Condition()
@@ -72,13 +71,9 @@ class RestServer:
             if self._stopping:
                 return False
             self._active += 1
-        if self._slots is not None:
-            self._slots.acquire()
         return True
 
     def leave(self) -> None:
-        if self._slots is not None:
-            self._slots.release()
         with self._cond:
             self._active -= 1
             self._cond.notify_all()
