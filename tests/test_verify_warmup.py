@@ -8,6 +8,7 @@ from export import ExportOptions, export_model, read_signatures, read_warmup, wa
 from export._cli import main as export_main
 from export._serving_session import ServingSession
 from protocol import WARMUP_DIR, WARMUP_FILE, WARMUP_MAX_RECORDS
+from tests._references import hf_tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -49,9 +50,8 @@ def test_warmup_covers_every_signature_at_several_batch_sizes_and_lengths(tiny_m
 
 def test_warmup_texts_tokenize_to_the_planned_lengths(tiny_checkpoint, logs):
     import tensorflow as tf
-    from transformers import AutoTokenizer
 
-    hf = AutoTokenizer.from_pretrained(str(tiny_checkpoint))
+    hf = hf_tokenizer(tiny_checkpoint)
     lengths = set()
     for log in logs:
         request = log.predict_log.request
