@@ -32,6 +32,24 @@ from tests._run_cache import made_once, shared_checkpoint, shared_export  # noqa
 
 REPO = Path(__file__).resolve().parent.parent
 
+# The files that take longest, longest first. `make test` runs two workers that each take the next
+# file when done (`--dist loadfile`); started first, the long files run while the short ones fill
+# the gaps, instead of one of them running alone at the end. A new file that exports models with
+# full verification (minutes of CPU) belongs in this list.
+LONGEST_FIRST = ("test_tokenizer_families.py", "test_tasks_flow.py", "test_tfjs.py", "test_clients_server.py",
+                 "test_export.py", "test_verify_parity.py", "test_docker_server.py", "test_gateway.py",
+                 "test_clients_install.py")
+
+
+def pytest_configure(config):
+    config.option.loadscopereorder = False  # pytest-xdist would order files by their number of tests
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each file keeps its order
+
+
 @pytest.fixture(scope="session")
 def server_models(tmp_path_factory) -> str:
     """The server tests' small SavedModels (hpt, warm, badwarm: tests/_server_models.py), as a str path."""
