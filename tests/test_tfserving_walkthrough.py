@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from server import ServerProcess
-from tests._run_cache import export
 
 
 def _signature(version_dir, name="serving_default"):
@@ -35,12 +34,8 @@ def test_tokens_default_of_a_classifier_returns_only_logits(tiny_classifier_toke
 
 
 @pytest.mark.parametrize("extras", [(), ("hidden_states", "attentions")])
-def test_tokens_default_of_a_base_model_returns_transformers_outputs(tiny_checkpoint, tiny_extras_dir, tmp_path,
-                                                                      extras):
-    if extras:
-        out = tiny_extras_dir  # exported with both (conftest.py)
-    else:  # what serving_default holds is the subject here, not the export's checks
-        out = export(tiny_checkpoint, tmp_path, "base", default_signature="tokens", verify=False, warmup=False)
+def test_tokens_default_of_a_base_model_returns_transformers_outputs(tiny_bare_dir, tiny_extras_dir, extras):
+    out = tiny_extras_dir if extras else tiny_bare_dir  # both exported with --default-signature tokens
     outputs = _signature(out / "1").structured_outputs
     assert set(outputs) == {"last_hidden_state", "pooler_output", *extras}
 
