@@ -76,5 +76,8 @@ def export(checkpoint: Path, out: Path, name: str, task: str = "feature-extracti
 def shared_export(tmp_path_factory, checkpoint: Path, name: str, task: str = "feature-extraction",
                   **options) -> Path:
     """The export of `checkpoint` with these options, made once per run; returns the base dir holding `1/`."""
+    import tensorflow_text  # noqa: F401  (an export the other worker made was never built in this process:
+    # loading it in-process needs the tokenizer ops registered, as the serving binary links them)
+
     key = _key(f"export-{name}", str(checkpoint), task, **options)
     return made_once(tmp_path_factory, key, lambda d: export(checkpoint, d, name, task, **options)) / name
