@@ -1,6 +1,6 @@
 """Small SavedModels the server tests serve: TF Serving's half_plus_two, extended.
 
-`build_models(base)` writes (once; later calls reuse the directory):
+`build_models(base)` writes (the `server_models` fixture, once per test run):
 
     base/hpt/1, base/hpt/2   y = 0.5 * x + b, with b = 2 (version 1) and 3 (version 2)
     base/warm/1              hpt/1 plus assets.extra/tf_serving_warmup_requests (3 x "count")
@@ -22,10 +22,13 @@ method names):
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+from pathlib import Path
 
 import protocol
+from tests._model_configs import config_entry, model_config_text
 
 
 def _build_version(path: str, b: float) -> None:
@@ -73,7 +76,7 @@ def _build_version(path: str, b: float) -> None:
             builder.save()
 
 
-def _write_warmup(version_dir: str, signature: str, records: int) -> None:
+def write_warmup(version_dir: str, signature: str, records: int) -> None:
     import tensorflow as tf
     from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
     path = os.path.join(version_dir, protocol.WARMUP_DIR)
@@ -98,33 +101,28 @@ def build_version(dest: str, b: float) -> str:
 
 
 def build_models(base) -> str:
-    """Build the test models under `base` (a str or Path) unless already there."""
+    """Build the test models under `base` (a str or Path); the `server_models` fixture does it once per run."""
     base = str(base)
-    done = os.path.join(base, ".complete-2")  # bump when the models change
-    if os.path.exists(done):
-        return base
     os.makedirs(base, exist_ok=True)
     for version, b in ((1, 2.0), (2, 3.0)):
         build_version(os.path.join(base, "hpt", str(version)), b)
     shutil.copytree(os.path.join(base, "hpt", "1"), os.path.join(base, "warm", "1"))
-    _write_warmup(os.path.join(base, "warm", "1"), "count", 3)
+    write_warmup(os.path.join(base, "warm", "1"), "count", 3)
     shutil.copytree(os.path.join(base, "hpt", "1"), os.path.join(base, "badwarm", "1"))
-    _write_warmup(os.path.join(base, "badwarm", "1"), "no_such_signature", 1)
-    open(done, "w").close()
+    write_warmup(os.path.join(base, "badwarm", "1"), "no_such_signature", 1)
     return base
 
 
-def shared_models(tmp_path_factory) -> str:
-    """The test models, built once per pytest session (every server test module shares them)."""
-    return build_models(tmp_path_factory.getbasetemp() / "server-models")
+@contextlib.contextmanager
+def hpt_server(base: str, config_dir, *flags: str, models=("hpt", "warm")):
+    """`python -m server` over hpt (every version, labels stable=1 canary=2) and warm, from a config file
+    written into `config_dir`; `flags` are added to the command line."""
+    from server import ServerProcess
 
-
-def hpt_config(base: str, *, labels=True, extra: str = "") -> str:
-    """A model_config_list serving hpt (all versions, labels stable=1 canary=2) and warm."""
-    label_text = ('version_labels { key: "stable" value: 1 } '
-                  'version_labels { key: "canary" value: 2 }') if labels else ""
-    return (f'model_config_list {{\n'
-            f'  config {{ name: "hpt" base_path: "{base}/hpt" model_platform: "tensorflow"\n'
-            f'           model_version_policy {{ all {{}} }} {label_text} }}\n'
-            f'  config {{ name: "warm" base_path: "{base}/warm" model_platform: "tensorflow" }}\n'
-            f'{extra}}}\n')
+    config = Path(config_dir) / "models.config"
+    config.write_text(model_config_text(
+        config_entry("hpt", f"{base}/hpt", policy="all {}", labels={"stable": 1, "canary": 2}),
+        config_entry("warm", f"{base}/warm")))
+    with ServerProcess([f"--model_config_file={config}", "--max_num_load_retries=0",
+                        "--file_system_poll_wait_seconds=0", *flags], models=list(models)) as srv:
+        yield srv

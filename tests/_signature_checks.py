@@ -3,7 +3,8 @@
 `check_signature(saved_model_dir, name, inputs)` calls the signature on the
 reloaded SavedModel with the whole batch and with each row alone, and asserts
 the batched rows equal the single rows (padding must not leak into results).
-Returns the batched outputs as numpy arrays.
+Returns the batched outputs as numpy arrays. `call(saved_model_dir, name, inputs)` calls it once;
+`assert_same_outputs(got, expected)` asserts a server returned exactly what the in-process call gives.
 """
 from __future__ import annotations
 
@@ -48,3 +49,11 @@ def check_signature(path: Path, name: str, inputs: dict, atol: float = 1e-5) -> 
                 np.testing.assert_allclose(batched[key][i:i + 1], value, atol=atol,
                                            err_msg=f"{name}.{key} row {i} differs when batched")
     return batched
+
+
+def assert_same_outputs(got: dict, expected: dict[str, np.ndarray]) -> None:
+    """The same output names, dtypes and values, to the bit."""
+    assert set(got) == set(expected)
+    for name, want in expected.items():
+        assert got[name].dtype == want.dtype, name
+        np.testing.assert_array_equal(got[name], want, err_msg=name)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from clients import GrpcClient, RestClient
-from server import ServerProcess
+from tests._signature_checks import assert_same_outputs, call
 
 pytestmark = pytest.mark.slow
 
@@ -15,17 +15,8 @@ TEXTS = ["This is an example sentence.", "Each sentence is converted.",
 
 
 @pytest.fixture(scope="module")
-def minilm_server(minilm_model_dir):
-    with ServerProcess(["--model_name=minilm", f"--model_base_path={minilm_model_dir}"], timeout=300) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def minilm_text(minilm_model_dir):
-    import tensorflow as tf
-
-    fn = tf.saved_model.load(str(minilm_model_dir / "1")).signatures["text"]
-    return lambda texts: {k: v.numpy() for k, v in fn(text=tf.constant(texts)).items()}
+    return lambda texts: call(minilm_model_dir / "1", "text", {"text": texts})
 
 
 def test_rest_and_grpc_give_exactly_the_in_process_minilm_text_outputs(minilm_server, minilm_text):
@@ -33,11 +24,7 @@ def test_rest_and_grpc_give_exactly_the_in_process_minilm_text_outputs(minilm_se
     assert expected["embedding"].shape == (len(TEXTS), 384)
     with RestClient(minilm_server.rest_url) as rest, GrpcClient(minilm_server.grpc_target) as grpc_:
         for client in (rest, grpc_):
-            got = client.predict("minilm", {"text": TEXTS}, signature_name="text")
-            assert set(got) == set(expected)
-            for name in expected:
-                assert got[name].dtype == expected[name].dtype
-                np.testing.assert_array_equal(got[name], expected[name])
+            assert_same_outputs(client.predict("minilm", {"text": TEXTS}, signature_name="text"), expected)
 
 
 def test_predict_batched_over_both_matches_in_process_minilm(minilm_server, minilm_text):

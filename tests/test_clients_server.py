@@ -25,7 +25,8 @@ from clients._grpc import GrpcCodec
 from server import ServerProcess
 from tests._checkpoints import WORDS
 from tests._clients_models import make_examples_model
-from tests._clients_servers import model_config
+from tests._model_configs import model_config
+from tests._signature_checks import assert_same_outputs, call
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -39,14 +40,10 @@ def make_texts(n: int, start: int = 0) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def served(tiny_model_dir, tiny_classifier_checkpoint, tmp_path_factory):
-    from export import ExportOptions, export_model
-
+def served(tiny_model_dir, tiny_classifier_tokens_dir, tmp_path_factory):
     base = tmp_path_factory.mktemp("clients-models")
-    export_model(ExportOptions(model=tiny_classifier_checkpoint, task="text-classification", name="bert",
-                               output_dir=base, default_signature="tokens"), log=lambda *_: None)
     make_examples_model(base / "examples")
-    config = model_config({"tiny": tiny_model_dir, "bert": base / "bert", "examples": base / "examples"},
+    config = model_config({"tiny": tiny_model_dir, "bert": tiny_classifier_tokens_dir, "examples": base / "examples"},
                           base / "models.config", labels={"tiny": {"stable": 1}})
     with ServerProcess([f"--model_config_file={config}"], models=["tiny", "bert", "examples"],
                        timeout=300) as server:
@@ -73,10 +70,7 @@ def client(request, rest, grpc_client):
 @pytest.fixture(scope="module")
 def tiny_reference(tiny_model_dir):
     """The `text` signature called in-process on the same SavedModel."""
-    import tensorflow as tf
-
-    fn = tf.saved_model.load(str(tiny_model_dir / "1")).signatures["text"]
-    return lambda texts: {k: v.numpy() for k, v in fn(text=tf.constant(texts)).items()}
+    return lambda texts: call(tiny_model_dir / "1", "text", {"text": texts})
 
 
 def tokens_inputs(n: int, length: int = 6) -> dict[str, np.ndarray]:
@@ -91,11 +85,7 @@ def test_rest_and_grpc_predict_return_exactly_the_in_process_savedmodel_outputs(
     texts = make_texts(16)
     expected = tiny_reference(texts)
     for client in (rest, grpc_client):
-        got = client.predict("tiny", {"text": texts}, signature_name="text")
-        assert set(got) == set(expected)
-        for name in expected:
-            assert got[name].dtype == expected[name].dtype
-            np.testing.assert_array_equal(got[name], expected[name])
+        assert_same_outputs(client.predict("tiny", {"text": texts}, signature_name="text"), expected)
 
 
 def test_a_single_input_signature_takes_the_array_itself(client):

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from server import ServerProcess
-from tests.test_docker_static import CONFIG, ROOT, compose_config, parse_monitoring
+from tests._docker import CONFIG, ROOT, compose_config, parse_monitoring
 
 GRAFANA = CONFIG / "grafana"
 DASHBOARDS = sorted((GRAFANA / "dashboards").glob("*.json"))

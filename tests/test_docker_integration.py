@@ -25,8 +25,7 @@ import pytest
 import yaml
 
 from server import free_port
-from tests.test_docker_server import get, post
-from tests.test_docker_static import GPU_OVERRIDE, ROOT, parse_models_config, parse_monitoring
+from tests._docker import GPU_OVERRIDE, ROOT, get, parse_models_config, parse_monitoring, post, wait_for_version
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(3600)]
 
@@ -165,14 +164,7 @@ def test_new_version_is_hot_reloaded(stack):
     staging = stack.models / f".{name}-2"
     shutil.copytree(stack.models / name / "1", staging)
     staging.rename(stack.models / name / "2")
-    deadline = time.monotonic() + 180
-    states = {}
-    while time.monotonic() < deadline:
-        _, body = get(f"{stack.rest_url}/v1/models/{name}")
-        states = {v["version"]: v["state"] for v in json.loads(body)["model_version_status"]}
-        if states.get("2") == "AVAILABLE":
-            break
-        time.sleep(2)
+    states = wait_for_version(stack.rest_url, name, "2", timeout=180, interval=2)
     assert states.get("2") == "AVAILABLE", states
 
 

@@ -17,8 +17,6 @@ import shutil
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -26,8 +24,8 @@ from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
 from server import free_port
-from tests.test_docker_static import (CONFIG, CONTAINER_CONFIG_DIR, DOCKER, ROOT, compose_config,
-                                      parse_models_config, parse_monitoring)
+from tests._docker import (CONFIG, CONTAINER_CONFIG_DIR, DOCKER, ROOT, compose_config, get, parse_models_config,
+                           parse_monitoring, post, wait_for_version)
 
 STARTUP_SECONDS = 300
 
@@ -36,24 +34,6 @@ def healthcheck(rest_port: int, config: Path) -> subprocess.CompletedProcess:
     env = {"PATH": os.environ["PATH"], "REST_API_PORT": str(rest_port), "MODEL_CONFIG_FILE": str(config)}
     return subprocess.run(["bash", str(DOCKER / "healthcheck.sh")], env=env, capture_output=True,
                           text=True, timeout=30)
-
-
-def get(url: str, timeout: float = 10) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-
-
-def post(url: str, body: dict, timeout: float = 30) -> tuple[int, dict]:
-    req = urllib.request.Request(url, data=json.dumps(body).encode(),
-                                 headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"{}")
 
 
 class Served:
@@ -188,14 +168,7 @@ def test_new_version_is_hot_reloaded(served):
     staging = served.models / f".{cfg.name}-2.tmp"
     shutil.copytree(served.models / cfg.name / "1", staging)
     staging.rename(served.models / cfg.name / "2")   # appear whole, as an export should
-    deadline = time.monotonic() + wait + 120
-    states = {}
-    while time.monotonic() < deadline:
-        status, body = get(f"{served.rest_url}/v1/models/{cfg.name}")
-        states = {v["version"]: v["state"] for v in json.loads(body)["model_version_status"]}
-        if states.get("2") == "AVAILABLE":
-            break
-        time.sleep(1)
+    states = wait_for_version(served.rest_url, cfg.name, "2", timeout=wait + 120)
     assert states.get("2") == "AVAILABLE", f"{states}\n{served.logs()}"
     status, body = post(f"{served.rest_url}/v1/models/{cfg.name}:predict", {"instances": ["hello"]})
     assert status == 200

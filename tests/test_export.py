@@ -11,17 +11,11 @@ import tensorflow as tf
 
 from export import ExportOptions, export_model, read_signatures
 from export._cli import main as export_main
-from tests._checkpoints import make_checkpoint
+from tests._references import hf_tokenizer, sentence_embeddings
 from tests._signature_checks import call, check_signature
 
 TEXTS = ["hello world", "the quick brown fox jumps over the lazy dog", "a", "",
          "Testing, testing: one two three!", "model serving is fast"]
-
-
-def hf_tokenizer(checkpoint):
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(checkpoint)
 
 
 def test_export_writes_version_1_with_every_signature(tiny_model_dir):
@@ -70,27 +64,22 @@ def test_embeds_signature_equals_tokens_given_word_embeddings(tiny_model_dir, ti
 
 
 def test_text_signature_matches_pytorch_reference(tiny_model_dir, tiny_checkpoint):
-    import torch
-    from transformers import BertModel
-
-    encoded = hf_tokenizer(tiny_checkpoint)(TEXTS, padding=True, return_tensors="pt")
-    with torch.no_grad():
-        hidden = BertModel.from_pretrained(tiny_checkpoint).eval()(**encoded).last_hidden_state
-    mask = encoded["attention_mask"].unsqueeze(-1).float()
-    expected = torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9), dim=1)
+    expected, _ = sentence_embeddings(tiny_checkpoint, TEXTS)
     got = call(tiny_model_dir / "1", "text", {"text": TEXTS})["embedding"]
-    np.testing.assert_allclose(got, expected.numpy(), atol=1e-5)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
 
 
 def test_second_export_takes_the_next_version(tiny_checkpoint, tmp_path):
-    for _ in range(2):
-        export_model(ExportOptions(model=tiny_checkpoint, name="m", output_dir=tmp_path), log=lambda *_: None)
+    for _ in range(2):  # versioning is the subject: the checks and the warmup file are left out
+        export_model(ExportOptions(model=tiny_checkpoint, name="m", output_dir=tmp_path, verify=False, warmup=False),
+                     log=lambda *_: None)
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["1", "2"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "staging directory left behind"
 
 
 def test_max_length_truncates_like_the_hf_tokenizer(tiny_checkpoint, tmp_path):
-    export_model(ExportOptions(model=tiny_checkpoint, name="m", output_dir=tmp_path, max_length=8), log=lambda *_: None)
+    export_model(ExportOptions(model=tiny_checkpoint, name="m", output_dir=tmp_path, max_length=8, verify=False,
+                               warmup=False), log=lambda *_: None)
     long_texts = ["one two three four five six seven eight nine ten", "hello"]
     encoded = dict(hf_tokenizer(tiny_checkpoint)(long_texts, padding=True, truncation=True, max_length=8,
                                                  return_tensors="np"))
@@ -100,26 +89,22 @@ def test_max_length_truncates_like_the_hf_tokenizer(tiny_checkpoint, tmp_path):
 
 
 def test_classic_tokenizer_gives_the_same_embeddings(tiny_checkpoint, tiny_model_dir, tmp_path):
-    export_model(ExportOptions(model=tiny_checkpoint, name="m", output_dir=tmp_path, tokenizer="classic"),
-                 log=lambda *_: None)
+    export_model(ExportOptions(model=tiny_checkpoint, name="m", output_dir=tmp_path, tokenizer="classic",
+                               verify=False, warmup=False), log=lambda *_: None)
     np.testing.assert_allclose(call(tmp_path / "m" / "1", "text", {"text": TEXTS})["embedding"],
                                call(tiny_model_dir / "1", "text", {"text": TEXTS})["embedding"], atol=1e-6)
 
 
-def test_tf_weights_export_like_pytorch_weights(tmp_path):
-    checkpoint = make_checkpoint(tmp_path / "tf-ckpt", weights="tf")
-    assert (checkpoint / "tf_model.h5").is_file()
-    result = export_model(ExportOptions(model=checkpoint, name="m", output_dir=tmp_path / "models"), log=lambda *_: None)
-    assert call(result.path, "text", {"text": TEXTS})["embedding"].shape == (len(TEXTS), 32)
+def test_tf_weights_export_like_pytorch_weights(tiny_tf_checkpoint, tiny_tf_dir):
+    assert (tiny_tf_checkpoint / "tf_model.h5").is_file()
+    assert call(tiny_tf_dir / "1", "text", {"text": TEXTS})["embedding"].shape == (len(TEXTS), 32)
 
 
-def test_hidden_states_and_attentions_are_stacked_batch_major(tiny_checkpoint, tmp_path):
-    result = export_model(ExportOptions(model=tiny_checkpoint, name="m", output_dir=tmp_path,
-                                        output_hidden_states=True, output_attentions=True), log=lambda *_: None)
-    out = call(result.path, "text", {"text": ["hello world", "a"]})
+def test_hidden_states_and_attentions_are_stacked_batch_major(tiny_extras_dir):
+    out = call(tiny_extras_dir / "1", "text", {"text": ["hello world", "a"]})
     assert out["hidden_states"].shape == (2, 3, 4, 32)  # layers + 1, [CLS] hello world [SEP]
     assert out["attentions"].shape == (2, 2, 2, 4, 4)  # layers, heads
-    tokens = read_signatures(result.path)["tokens"]["outputs"]
+    tokens = read_signatures(tiny_extras_dir / "1")["tokens"]["outputs"]
     assert {"hidden_states", "attentions", "last_hidden_state", "embedding"} <= set(tokens)
 
 
@@ -150,10 +135,8 @@ def test_classifier_text_pair_signature_matches_hf_pair_encoding(tiny_classifier
     np.testing.assert_allclose(pair["logits"], call(tiny_classifier_dir / "1", "tokens", encoded)["logits"], atol=1e-6)
 
 
-def test_default_signature_tokens_serves_transformers_style_inputs(tiny_classifier_checkpoint, tmp_path):
-    result = export_model(ExportOptions(model=tiny_classifier_checkpoint, task="text-classification", name="bert",
-                                        output_dir=tmp_path, default_signature="tokens"), log=lambda *_: None)
-    default = read_signatures(result.path)["serving_default"]
+def test_default_signature_tokens_serves_transformers_style_inputs(tiny_classifier_tokens_dir):
+    default = read_signatures(tiny_classifier_tokens_dir / "1")["serving_default"]
     assert set(default["inputs"]) == {"input_ids", "attention_mask", "token_type_ids"}
     assert "logits" in default["outputs"]
 

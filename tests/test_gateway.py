@@ -22,6 +22,7 @@ from gateway._embeddings import truncate
 from gateway._errors import OpenAIError
 from server import ServerProcess, free_port
 from tests._checkpoints import WORDS
+from tests._references import hf_tokenizer
 
 REPO = Path(__file__).resolve().parent.parent
 API_KEY = "sk-test-gateway"
@@ -102,10 +103,8 @@ def test_long_input_lists_are_batched_and_keep_their_order(client, text_signatur
 
 
 def test_usage_counts_the_model_tokens(client, tiny_checkpoint):
-    from transformers import AutoTokenizer
-
     texts = ["hello world", "the quick brown fox jumps over the lazy dog", "unbelievable xyzzy"]
-    expected = sum(len(ids) for ids in AutoTokenizer.from_pretrained(tiny_checkpoint)(texts)["input_ids"])
+    expected = sum(len(ids) for ids in hf_tokenizer(tiny_checkpoint)(texts)["input_ids"])
     usage = client.embeddings.create(model="tiny", input=texts).usage
     assert usage.prompt_tokens == usage.total_tokens == expected
 
@@ -255,17 +254,14 @@ def test_importing_the_gateway_imports_no_tensorflow_torch_or_transformers():
 # -- the real model ------------------------------------------------------------------------------
 
 @pytest.mark.slow
-def test_minilm_through_the_gateway_equals_its_text_signature(minilm_model_dir, minilm_checkpoint):
-    from transformers import AutoTokenizer
-
+def test_minilm_through_the_gateway_equals_its_text_signature(minilm_server, minilm_checkpoint):
     texts = ["This is an example sentence.", "héllo wörld, ünïcode", "A much longer sentence " * 20]
-    with ServerProcess(["--model_name=minilm", f"--model_base_path={minilm_model_dir}"], timeout=300) as srv, \
-            GatewayProcess(["--upstream", srv.grpc_target, "--model", "minilm"]) as gw, \
-            GrpcClient(srv.grpc_target) as grpc_client:
+    with GatewayProcess(["--upstream", minilm_server.grpc_target, "--model", "minilm"]) as gw, \
+            GrpcClient(minilm_server.grpc_target) as grpc_client:
         client = openai.OpenAI(base_url=gw.base_url, api_key="unused", max_retries=0)
         response = client.embeddings.create(model="minilm", input=texts)
         expected = grpc_client.predict("minilm", {"text": texts}, signature_name="text")["embedding"]
         np.testing.assert_array_equal(vectors(response), expected)
-        tokenizer = AutoTokenizer.from_pretrained(minilm_checkpoint)
+        tokenizer = hf_tokenizer(minilm_checkpoint)
         counts = [len(ids) for ids in tokenizer(texts)["input_ids"]]
         assert response.usage.prompt_tokens == sum(counts)

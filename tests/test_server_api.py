@@ -20,17 +20,12 @@ from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2,
                                      prediction_service_pb2_grpc, regression_pb2)
 
 import protocol
-from server import ServerProcess
-from tests._server_models import hpt_config, shared_models
+from tests._server_models import hpt_server
 
 
 @pytest.fixture(scope="module")
-def srv(tmp_path_factory):
-    base = shared_models(tmp_path_factory)
-    cfg = tmp_path_factory.mktemp("api") / "models.config"
-    cfg.write_text(hpt_config(base))
-    with ServerProcess([f"--model_config_file={cfg}", "--max_num_load_retries=0",
-                        "--file_system_poll_wait_seconds=0"], models=["hpt", "warm"]) as s:
+def srv(server_models, tmp_path_factory):
+    with hpt_server(server_models, tmp_path_factory.mktemp("api")) as s:
         yield s
 
 

@@ -10,7 +10,6 @@ import pytest
 import requests
 
 from server import ServerProcess
-from tests._server_models import shared_models
 
 BATCHING = """
 max_batch_size { value: 8 }
@@ -25,8 +24,8 @@ MONITORING = 'prometheus_config { enable: true path: "/monitoring/prometheus/met
 
 
 @pytest.fixture(scope="module")
-def srv(tmp_path_factory):
-    models = shared_models(tmp_path_factory)
+def srv(server_models, tmp_path_factory):
+    models = server_models
     tmp = tmp_path_factory.mktemp("batching")
     (tmp / "batching.config").write_text(BATCHING)
     (tmp / "monitoring.config").write_text(MONITORING)

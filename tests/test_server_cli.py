@@ -21,7 +21,6 @@ from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 import protocol
 from server import ServerProcess, free_port, parse_flags
 from tests._polling import wait_for
-from tests._server_models import shared_models
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -82,8 +81,8 @@ def test_a_model_config_file_that_does_not_parse_is_refused_as_tensorflow_model_
     assert f"Invalid protobuf file: '{config}'" in detail
 
 
-def test_a_model_whose_warmup_fails_stops_start_up(tmp_path_factory):
-    models = shared_models(tmp_path_factory)
+def test_a_model_whose_warmup_fails_stops_start_up(server_models, tmp_path_factory):
+    models = server_models
     done = run_server("--model_name=badwarm", f"--model_base_path={models}/badwarm",
                       "--max_num_load_retries=0", "--port=0", f"--grpc_socket_path={tmp_path_factory.mktemp('s')}/s")
     assert done.returncode == 1
@@ -92,10 +91,10 @@ def test_a_model_whose_warmup_fails_stops_start_up(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def flagged_srv(tmp_path_factory):
+def flagged_srv(server_models, tmp_path_factory):
     """A server with tensorflow_model_server's less common flags: batching, a Unix socket,
     gRPC channel arguments, thread and parallelism settings."""
-    models = shared_models(tmp_path_factory)
+    models = server_models
     tmp = tmp_path_factory.mktemp("cli")
     (tmp / "batching.config").write_text("max_batch_size { value: 64 } batch_timeout_micros { value: 1500000 }")
     srv = ServerProcess(["--model_name=hpt", f"--model_base_path={models}/hpt", "--enable_batching",
@@ -135,8 +134,8 @@ def test_grpc_is_also_served_on_the_unix_socket(flagged_srv):
     assert list(resp.outputs["y"].float_val) == [3.0]
 
 
-def test_a_rest_request_over_rest_api_timeout_in_ms_gets_504(tmp_path_factory):
-    models = shared_models(tmp_path_factory)
+def test_a_rest_request_over_rest_api_timeout_in_ms_gets_504(server_models, tmp_path_factory):
+    models = server_models
     tmp = tmp_path_factory.mktemp("timeout")
     (tmp / "batching.config").write_text("max_batch_size { value: 64 } batch_timeout_micros { value: 1000000 }")
     with ServerProcess(["--model_name=hpt", f"--model_base_path={models}/hpt", "--enable_batching",
@@ -177,9 +176,9 @@ def test_sigterm_while_start_up_retries_a_failed_load_exits_within_seconds(tmp_p
         proc.wait()
 
 
-def test_sigterm_while_a_new_version_keeps_failing_to_load_exits_within_seconds(tmp_path_factory):
+def test_sigterm_while_a_new_version_keeps_failing_to_load_exits_within_seconds(server_models, tmp_path_factory):
     base = tmp_path_factory.mktemp("retrying") / "m"
-    shutil.copytree(f"{shared_models(tmp_path_factory)}/hpt/1", base / "1")
+    shutil.copytree(f"{server_models}/hpt/1", base / "1")
     with ServerProcess(["--model_name=m", f"--model_base_path={base}"]) as srv:
         broken_version(base, 2)
         wait_for(lambda: RETRYING in srv.stderr, 120, "a failed load to be retried")
@@ -188,8 +187,9 @@ def test_sigterm_while_a_new_version_keeps_failing_to_load_exits_within_seconds(
         assert time.monotonic() - start < 5
 
 
-def test_sigterm_refuses_new_calls_at_once_lets_requests_in_flight_finish_and_exits_zero(tmp_path_factory):
-    models = shared_models(tmp_path_factory)
+def test_sigterm_refuses_new_calls_at_once_lets_requests_in_flight_finish_and_exits_zero(server_models,
+                                                                                        tmp_path_factory):
+    models = server_models
     tmp = tmp_path_factory.mktemp("refuse")
     (tmp / "batching.config").write_text("max_batch_size { value: 64 } batch_timeout_micros { value: 3000000 }")
     srv = ServerProcess(["--model_name=hpt", f"--model_base_path={models}/hpt", "--enable_batching",
@@ -223,8 +223,8 @@ SERVER_LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [IWE] serve
 SERVER_STDOUT = re.compile(r"^(Running gRPC ModelServer at |Exporting HTTP/REST API at:|Model \w+: versions )")
 
 
-def test_start_up_prints_only_the_servers_own_lines(tmp_path_factory):
-    models = shared_models(tmp_path_factory)
+def test_start_up_prints_only_the_servers_own_lines(server_models, tmp_path_factory):
+    models = server_models
     with ServerProcess(["--model_name=warm", f"--model_base_path={models}/warm"], env={**os.environ}) as srv:
         pass
     err = [line for line in srv.stderr.splitlines() if line.strip()]

@@ -22,10 +22,9 @@ import zlib
 import pytest
 import requests
 
-from server import ServerProcess
 from server._errors import INTERNAL_MESSAGE
 from server._http import HttpServer, Limits
-from tests._server_models import hpt_config, shared_models
+from tests._server_models import hpt_server
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BOUND = 8 * 1024 * 1024
@@ -34,14 +33,9 @@ PREDICT = "/v1/models/hpt:predict"
 
 
 @pytest.fixture(scope="module")
-def srv(tmp_path_factory):
-    base = shared_models(tmp_path_factory)
-    cfg = tmp_path_factory.mktemp("http") / "models.config"
-    cfg.write_text(hpt_config(base))
-    with ServerProcess([f"--model_config_file={cfg}", "--max_num_load_retries=0",
-                        "--file_system_poll_wait_seconds=0", f"--rest_api_max_body_bytes={BOUND}",
-                        f"--rest_api_timeout_in_ms={int(READ_TIMEOUT * 1000)}"],
-                       models=["hpt"]) as s:
+def srv(server_models, tmp_path_factory):
+    with hpt_server(server_models, tmp_path_factory.mktemp("http"), f"--rest_api_max_body_bytes={BOUND}",
+                    f"--rest_api_timeout_in_ms={int(READ_TIMEOUT * 1000)}", models=["hpt"]) as s:
         yield s
 
 

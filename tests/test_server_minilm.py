@@ -10,7 +10,7 @@ import tensorflow as tf
 import tensorflow_text  # noqa: F401  (ops of the exported tokenizer)
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-from server import ServerProcess
+from tests._signature_checks import call
 
 pytestmark = pytest.mark.slow
 
@@ -18,20 +18,12 @@ TEXTS = ["hello world", "TensorFlow Serving answers over REST and gRPC.", "ünï
 
 
 @pytest.fixture(scope="module")
-def srv(minilm_model_dir):
-    with ServerProcess(["--model_name=minilm", f"--model_base_path={minilm_model_dir}",
-                        "--file_system_poll_wait_seconds=0"], timeout=300) as s:
-        yield s
-
-
-@pytest.fixture(scope="module")
 def expected(minilm_model_dir):
-    sig = tf.saved_model.load(str(minilm_model_dir / "1")).signatures["text"]
-    return {k: v.numpy() for k, v in sig(text=tf.constant(TEXTS)).items()}
+    return call(minilm_model_dir / "1", "text", {"text": TEXTS})
 
 
-def test_rest_text_signature_matches_the_saved_model_in_process(srv, expected):
-    r = requests.post(srv.rest_url + "/v1/models/minilm:predict",
+def test_rest_text_signature_matches_the_saved_model_in_process(minilm_server, expected):
+    r = requests.post(minilm_server.rest_url + "/v1/models/minilm:predict",
                       json={"signature_name": "text", "inputs": {"text": TEXTS}}, timeout=120)
     assert r.status_code == 200, r.text
     outputs = r.json()["outputs"]
@@ -42,8 +34,8 @@ def test_rest_text_signature_matches_the_saved_model_in_process(srv, expected):
         np.testing.assert_allclose(np.asarray(outputs[name], dtype=want.dtype), want, rtol=1e-4, atol=1e-5)
 
 
-def test_rest_readme_example_on_the_default_signature(srv, expected):
-    r = requests.post(srv.rest_url + "/v1/models/minilm:predict", json={"instances": ["hello world"]},
+def test_rest_readme_example_on_the_default_signature(minilm_server, expected):
+    r = requests.post(minilm_server.rest_url + "/v1/models/minilm:predict", json={"instances": ["hello world"]},
                       timeout=120)
     assert r.status_code == 200, r.text
     prediction = r.json()["predictions"][0]
@@ -51,11 +43,11 @@ def test_rest_readme_example_on_the_default_signature(srv, expected):
     np.testing.assert_allclose(embedding, expected["embedding"][0], rtol=1e-4, atol=1e-5)
 
 
-def test_grpc_text_signature_matches_the_saved_model_in_process(srv, expected):
+def test_grpc_text_signature_matches_the_saved_model_in_process(minilm_server, expected):
     req = predict_pb2.PredictRequest()
     req.model_spec.name, req.model_spec.signature_name = "minilm", "text"
     req.inputs["text"].CopyFrom(tf.make_tensor_proto([t.encode() for t in TEXTS]))
-    with grpc.insecure_channel(srv.grpc_target) as ch:
+    with grpc.insecure_channel(minilm_server.grpc_target) as ch:
         resp = prediction_service_pb2_grpc.PredictionServiceStub(ch).Predict(req, timeout=120)
     assert resp.model_spec.version.value == 1
     for name, want in expected.items():

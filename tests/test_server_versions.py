@@ -20,8 +20,9 @@ from tensorflow_serving.apis import (model_management_pb2, model_service_pb2_grp
 from export._layout import next_version, publish, version_dir
 from export._errors import ExportError
 from server import ServerProcess
+from tests._model_configs import config_entry, model_config_text
 from tests._polling import wait_for
-from tests._server_models import _write_warmup, shared_models
+from tests._server_models import write_warmup
 
 
 def copy_version(src: str, dest: str) -> None:
@@ -35,9 +36,9 @@ def states(srv, model):
 
 
 @pytest.fixture(scope="module")
-def swap(tmp_path_factory):
+def swap(server_models, tmp_path_factory):
     """A server on one model (latest policy) polling its base path every second."""
-    models = shared_models(tmp_path_factory)
+    models = server_models
     base = tmp_path_factory.mktemp("swap") / "m"
     base.mkdir()
     copy_version(f"{models}/hpt/1", str(base / "1"))
@@ -110,18 +111,17 @@ def test_a_version_that_fails_to_load_is_reported_and_the_previous_keeps_serving
 
 # ---------------------------------------------------------------- config reload
 
-CONFIG = """model_config_list {{
-  config {{ name: "a" base_path: "{models}/hpt" model_platform: "tensorflow"
-           model_version_policy {{ specific {{ versions: 1 }} }} }}
-{extra}}}
-"""
+def model_config(models: str, *entries: tuple[str, str]) -> str:
+    """Model "a" (hpt version 1 only) and `entries` ((name, base path) with the default policy)."""
+    return model_config_text(config_entry("a", f"{models}/hpt", policy="specific { versions: 1 }"),
+                             *(config_entry(name, path) for name, path in entries))
 
 
 @pytest.fixture(scope="module")
-def configured(tmp_path_factory):
-    models = shared_models(tmp_path_factory)
+def configured(server_models, tmp_path_factory):
+    models = server_models
     path = tmp_path_factory.mktemp("reload") / "models.config"
-    path.write_text(CONFIG.format(models=models, extra=""))
+    path.write_text(model_config(models))
     with ServerProcess([f"--model_config_file={path}", "--model_config_file_poll_wait_seconds=1",
                         "--max_num_load_retries=0"], models=["a"]) as srv:
         yield srv, path, models
@@ -143,8 +143,7 @@ def test_specific_version_policy_serves_only_those_versions(configured):
 
 def test_reload_config_request_adds_a_model(configured):
     srv, _, models = configured
-    extra = f'  config {{ name: "b" base_path: "{models}/hpt" model_platform: "tensorflow" }}\n'
-    resp = reload_config(srv, CONFIG.format(models=models, extra=extra))
+    resp = reload_config(srv, model_config(models, ("b", f"{models}/hpt")))
     assert resp.status.error_code == 0
     r = requests.post(srv.rest_url + "/v1/models/b:predict", json={"instances": [1.0]}, timeout=30)
     assert r.json() == {"predictions": [3.5]}
@@ -152,9 +151,8 @@ def test_reload_config_request_adds_a_model(configured):
 
 def test_reload_config_request_removes_a_model(configured):
     srv, _, models = configured
-    extra = f'  config {{ name: "b" base_path: "{models}/hpt" model_platform: "tensorflow" }}\n'
-    reload_config(srv, CONFIG.format(models=models, extra=extra))
-    reload_config(srv, CONFIG.format(models=models, extra=""))
+    reload_config(srv, model_config(models, ("b", f"{models}/hpt")))
+    reload_config(srv, model_config(models))
     r = requests.post(srv.rest_url + "/v1/models/b:predict", json={"instances": [1.0]}, timeout=30)
     assert (r.status_code, r.json()) == (404, {"error": "Servable not found for request: Latest(b)"})
     assert {s["state"] for s in srv.model_status("b")} == {"END"}
@@ -162,9 +160,8 @@ def test_reload_config_request_removes_a_model(configured):
 
 def test_reload_config_refuses_a_label_on_an_unavailable_version(configured):
     srv, _, models = configured
-    text = (f'model_config_list {{ config {{ name: "a" base_path: "{models}/hpt" '
-            f'model_version_policy {{ specific {{ versions: 1 }} }} '
-            f'version_labels {{ key: "next" value: 2 }} }} }}')
+    text = model_config_text(config_entry("a", f"{models}/hpt", policy="specific { versions: 1 }",
+                                          labels={"next": 2}))
     with pytest.raises(grpc.RpcError) as e:
         reload_config(srv, text)
     assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
@@ -173,8 +170,7 @@ def test_reload_config_refuses_a_label_on_an_unavailable_version(configured):
 
 def test_config_file_changes_are_picked_up_by_polling(configured):
     srv, path, models = configured
-    extra = f'  config {{ name: "c" base_path: "{models}/hpt" model_platform: "tensorflow" }}\n'
-    path.write_text(CONFIG.format(models=models, extra=extra))
+    path.write_text(model_config(models, ("c", f"{models}/hpt")))
     srv.wait_available("c", 2, timeout=30)
     r = requests.post(srv.rest_url + "/v1/models/c/versions/2:predict", json={"instances": [0.0]}, timeout=30)
     assert r.json() == {"predictions": [3.0]}
@@ -195,10 +191,9 @@ def half_plus_two(path) -> None:
 def test_a_version_directory_with_leading_zeros_is_loaded_warmed_up_labelled_and_unloaded(tmp_path):
     base = tmp_path / "half_plus_two"
     half_plus_two(base / "00000123")
-    _write_warmup(str(base / "00000123"), "serving_default", 2)
+    write_warmup(str(base / "00000123"), "serving_default", 2)
     config = tmp_path / "models.config"
-    config.write_text(f'model_config_list {{ config {{ name: "half_plus_two" base_path: "{base}" '
-                      f'model_platform: "tensorflow" version_labels {{ key: "stable" value: 123 }} }} }}')
+    config.write_text(model_config_text(config_entry("half_plus_two", base, labels={"stable": 123})))
     with ServerProcess([f"--model_config_file={config}", "--file_system_poll_wait_seconds=1",
                         "--max_num_load_retries=0"], models=["half_plus_two"]) as srv:
         url = srv.rest_url + "/v1/models/half_plus_two"
@@ -228,24 +223,18 @@ def test_the_export_takes_the_number_of_a_zero_padded_version_directory(tmp_path
 # ------------------------------------------------- reloads that cannot finish
 
 @pytest.fixture(scope="module")
-def reloading(tmp_path_factory):
+def reloading(server_models, tmp_path_factory):
     """Batching with a 1 s timeout makes each warmup record of `warm` wait 1 s: a slow load."""
-    models = shared_models(tmp_path_factory)
+    models = server_models
     tmp = tmp_path_factory.mktemp("reloading")
     (tmp / "batching.config").write_text("max_batch_size { value: 8 } batch_timeout_micros { value: 1000000 }")
-    (tmp / "models.config").write_text(CONFIG.format(models=models, extra=""))
+    (tmp / "models.config").write_text(model_config(models))
     broken = tmp / "broken"
     (broken / "1").mkdir(parents=True)
     (broken / "1" / "saved_model.pb").write_bytes(b"not a SavedModel")
     with ServerProcess([f"--model_config_file={tmp / 'models.config'}", "--enable_batching",
                         f"--batching_parameters_file={tmp / 'batching.config'}"], models=["a"]) as srv:
         yield srv, models, broken
-
-
-def model_config(models, *entries) -> str:
-    extra = "".join(f'  config {{ name: "{name}" base_path: "{path}" model_platform: "tensorflow" }}\n'
-                    for name, path in entries)
-    return CONFIG.format(models=models, extra=extra)
 
 
 def test_a_model_that_keeps_failing_to_load_does_not_hold_back_later_reloads(reloading):

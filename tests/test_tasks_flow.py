@@ -20,7 +20,7 @@ from clients import GrpcClient, InvalidArgumentError, RestClient, answers, entit
 from export import ExportError, ExportOptions, export_model, read_signatures
 from server import ServerProcess
 from tests._checkpoints import make_checkpoint
-from tests._clients_servers import model_config
+from tests._model_configs import model_config
 from tests._signature_checks import call
 
 TEXTS = ["Ada Lovelace was born in London.", "Café déjà vu à São Paulo, naïve!", "東京は日本の首都です",

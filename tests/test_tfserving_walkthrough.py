@@ -11,8 +11,6 @@ import numpy as np
 import pytest
 
 from server import ServerProcess
-from tests._checkpoints import make_checkpoint
-from tests.conftest import _export
 
 
 def _signature(version_dir, name="serving_default"):
@@ -21,29 +19,23 @@ def _signature(version_dir, name="serving_default"):
 
 
 @pytest.fixture(scope="module")
-def bert_dir(tiny_classifier_checkpoint, tmp_path_factory):
-    return _export(tiny_classifier_checkpoint, tmp_path_factory.mktemp("walkthrough"), "bert",
-                   "text-classification", default_signature="tokens")
-
-
-@pytest.fixture(scope="module")
-def served(bert_dir):
-    with ServerProcess([f"--model_name=bert", f"--model_base_path={bert_dir}"]) as srv:
+def served(tiny_classifier_tokens_dir):
+    with ServerProcess([f"--model_name=bert", f"--model_base_path={tiny_classifier_tokens_dir}"]) as srv:
         yield srv
 
 
-def test_tokens_default_of_a_classifier_returns_only_logits(bert_dir):
-    sig = _signature(bert_dir / "1")
+def test_tokens_default_of_a_classifier_returns_only_logits(tiny_classifier_tokens_dir):
+    sig = _signature(tiny_classifier_tokens_dir / "1")
     assert set(sig.structured_outputs) == {"logits"}
     assert set(sig.structured_input_signature[1]) == {"input_ids", "attention_mask", "token_type_ids"}
     # The richer outputs stay on the named signature.
-    assert {"logits", "probabilities", "label", "score"} <= set(_signature(bert_dir / "1", "tokens").structured_outputs)
+    named = _signature(tiny_classifier_tokens_dir / "1", "tokens")
+    assert {"logits", "probabilities", "label", "score"} <= set(named.structured_outputs)
 
 
 @pytest.mark.parametrize("extras", [(), ("hidden_states", "attentions")])
-def test_tokens_default_of_a_base_model_returns_transformers_outputs(tiny_checkpoint, tmp_path, extras):
-    out = _export(tiny_checkpoint, tmp_path, "base", "feature-extraction", default_signature="tokens",
-                  output_hidden_states=bool(extras), output_attentions=bool(extras))
+def test_tokens_default_of_a_base_model_returns_transformers_outputs(tiny_bare_dir, tiny_extras_dir, extras):
+    out = tiny_extras_dir if extras else tiny_bare_dir  # both exported with --default-signature tokens
     outputs = _signature(out / "1").structured_outputs
     assert set(outputs) == {"last_hidden_state", "pooler_output", *extras}
 

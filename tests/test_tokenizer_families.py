@@ -14,6 +14,7 @@ from export import ExportOptions, export_model, read_report
 from export._errors import ExportError
 from export._tokenizer_parity import CORPUS
 from tests._checkpoints import make_family_checkpoint
+from tests._references import byte_offsets, hf_tokenizer
 
 FAMILIES = ("roberta", "xlm-roberta", "mpnet")
 HARD = ["a  b", "a\n\nb", "don't  's 'S", "trailing   ", " leading", "aaaaaaaaaa!!!!!!!", "3.14159 1234567",
@@ -21,12 +22,6 @@ HARD = ["a  b", "a\n\nb", "don't  's 'S", "trailing   ", " leading", "aaaaaaaaaa
 TEXTS = [text for kind, text in CORPUS if kind != "special-tokens"] + HARD
 PAIRS = [("hello world", "the quick brown fox jumps over the lazy dog"), ("", "server"),
          ("one two three four five six seven eight nine ten", "a"), ("test " * 30, "batch " * 40)]
-
-
-def _hf(path):
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(str(path))
 
 
 @pytest.fixture(scope="module")
@@ -50,19 +45,14 @@ def _in_graph(checkpoint, max_length=62):
     return Checkpoint.open(checkpoint).build_tokenizer(max_length)
 
 
-def _byte_offsets(text, spans):
-    at = [len(text[:i].encode()) for i in range(len(text) + 1)]
-    return [(at[a], at[b]) for a, b in spans]
-
-
 @pytest.mark.parametrize("family", FAMILIES)
 def test_ids_match_hugging_face_on_every_text_but_special_token_strings(checkpoints, family):
-    tok, hf = _in_graph(checkpoints[family]), _hf(checkpoints[family])
+    tok, hf = _in_graph(checkpoints[family]), hf_tokenizer(checkpoints[family])
     ids, starts, ends = tok.tokenize_with_offsets(tf.constant(TEXTS))
     for text, row, row_starts, row_ends in zip(TEXTS, ids.to_list(), starts.to_list(), ends.to_list()):
         want = hf(text, add_special_tokens=False, return_offsets_mapping=True)
         assert row == want["input_ids"], text
-        spans = _byte_offsets(text, want["offset_mapping"])
+        spans = byte_offsets(text, want["offset_mapping"])
         got = list(zip(row_starts, row_ends))
         if family == "xlm-roberta":  # tf-text's spans, the whitespace before a word left out
             encoded = text.encode()
@@ -74,7 +64,7 @@ def test_ids_match_hugging_face_on_every_text_but_special_token_strings(checkpoi
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_pairs_use_the_roberta_template_and_truncate_as_hugging_face(checkpoints, family):
-    tok, hf = _in_graph(checkpoints[family]), _hf(checkpoints[family])
+    tok, hf = _in_graph(checkpoints[family]), hf_tokenizer(checkpoints[family])
     first, second = [p[0] for p in PAIRS], [p[1] for p in PAIRS]
     for max_length in (7, 20, 62):
         got = tok.pack([tok.tokenize(tf.constant(first)), tok.tokenize(tf.constant(second))], max_length=max_length)
@@ -107,7 +97,7 @@ def test_each_family_exports_with_numeric_and_tokenizer_parity(exported, family)
 def test_families_answer_over_rest_and_grpc_as_in_process(exported, tmp_path):
     from clients import GrpcClient, RestClient
     from server import ServerProcess
-    from tests._clients_servers import model_config
+    from tests._model_configs import model_config
 
     out, _ = exported
     config = model_config({f: out / f for f in FAMILIES}, tmp_path / "models.config")

@@ -6,17 +6,12 @@ import pytest
 import tensorflow as tf
 
 from export._tokenizer_parity import CORPUS
+from tests._references import byte_offsets, hf_tokenizer
 
 TEXTS = [text for _, text in CORPUS if "[" not in text] + ["İstanbul ΟΔΟΣ ΣΟΦΟΣ", "soft\u00adhyphen x\u0301y"]
 PAIRS = [("hello world", "the quick brown fox jumps over the lazy dog"),
          ("one two three four five six seven eight nine ten", "a"),
          ("test " * 30, "batch " * 40), ("", "server")]
-
-
-def _hf(checkpoint):
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(str(checkpoint))
 
 
 def _wordpiece(checkpoint, **kwargs):
@@ -25,14 +20,9 @@ def _wordpiece(checkpoint, **kwargs):
     return WordPieceTokenizer(str(checkpoint / "vocab.txt"), **kwargs)
 
 
-def _byte_offsets(text: str, char_offsets: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    at = [len(text[:i].encode()) for i in range(len(text) + 1)]
-    return [(at[a], at[b]) for a, b in char_offsets]
-
-
 @pytest.fixture(scope="module", params=["fast", "classic"])
 def wordpiece(request, tiny_checkpoint):
-    return _wordpiece(tiny_checkpoint, kind=request.param, max_length=64), _hf(tiny_checkpoint)
+    return _wordpiece(tiny_checkpoint, kind=request.param, max_length=64), hf_tokenizer(tiny_checkpoint)
 
 
 def test_tokenize_with_offsets_gives_hugging_face_ids_and_byte_offsets(wordpiece):
@@ -42,7 +32,7 @@ def test_tokenize_with_offsets_gives_hugging_face_ids_and_byte_offsets(wordpiece
     for text, row, row_starts, row_ends in zip(TEXTS, ids.to_list(), starts.to_list(), ends.to_list()):
         want = hf(text, add_special_tokens=False, return_offsets_mapping=True)
         assert row == want["input_ids"], text
-        assert list(zip(row_starts, row_ends)) == _byte_offsets(text, want["offset_mapping"]), text
+        assert list(zip(row_starts, row_ends)) == byte_offsets(text, want["offset_mapping"]), text
 
 
 def test_tokenize_is_tokenize_with_offsets_without_the_offsets(wordpiece):

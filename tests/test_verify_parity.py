@@ -5,6 +5,7 @@ import pytest
 
 from export import CORPUS, ExportOptions, VerificationError, export_model, read_report, tokenizer_parity
 from export._cli import main as export_main
+from tests._references import hf_tokenizer
 from tests._verify_helpers import perturb_encoder_layer
 
 
@@ -67,13 +68,8 @@ def test_failed_check_keeps_the_versions_already_there(tiny_model_dir, tiny_chec
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["1"]
 
 
-def test_tf_weights_have_no_pytorch_reference_and_say_so(tmp_path):
-    from tests._checkpoints import make_checkpoint
-
-    checkpoint = make_checkpoint(tmp_path / "tf-ckpt", weights="tf")
-    result = export_model(ExportOptions(model=checkpoint, name="m", output_dir=tmp_path / "models", warmup=False),
-                          log=lambda *_: None)
-    parity = result.report["parity"]
+def test_tf_weights_have_no_pytorch_reference_and_say_so(tiny_tf_dir):
+    parity = read_report(tiny_tf_dir / "1")["parity"]
     assert parity["pytorch_vs_tf"] is None and "TF weights" in parity["pytorch_note"]
     assert parity["ok"] and parity["saved_model_vs_tf"]
 
@@ -92,12 +88,6 @@ def _in_graph(checkpoint, max_length=64):
     return WordPieceTokenizer(str(checkpoint / "vocab.txt"), max_length=max_length)
 
 
-def _hf(checkpoint):
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(str(checkpoint))
-
-
 def test_builtin_corpus_covers_the_hard_cases():
     kinds = {kind for kind, _ in CORPUS}
     assert {"english", "punctuation", "accents", "cjk", "emoji", "long", "empty", "special-tokens"} <= kinds
@@ -114,14 +104,14 @@ def test_special_token_strings_are_reported_side_by_side(tiny_model_dir):
 
 
 def test_parity_corpus_texts_are_counted_and_compared(tiny_checkpoint):
-    report = tokenizer_parity(_in_graph(tiny_checkpoint), _hf(tiny_checkpoint), max_length=64,
+    report = tokenizer_parity(_in_graph(tiny_checkpoint), hf_tokenizer(tiny_checkpoint), max_length=64,
                               extra=["hello world", "see [SEP] here"])
     assert report.texts == len(CORPUS) + 2 and report.sources == {"built-in": len(CORPUS), "file": 2}
     assert report.mismatch_kinds.get("file") == 1
 
 
 def test_a_tokenizer_that_disagrees_is_counted(tiny_checkpoint):
-    report = tokenizer_parity(_in_graph(tiny_checkpoint, max_length=8), _hf(tiny_checkpoint), max_length=64)
+    report = tokenizer_parity(_in_graph(tiny_checkpoint, max_length=8), hf_tokenizer(tiny_checkpoint), max_length=64)
     assert report.mismatches > len(CORPUS) // 2  # truncating at 8 tokens instead of 64
 
 
@@ -149,11 +139,10 @@ def test_strict_tokenizer_with_no_verify_is_refused(tiny_checkpoint, tmp_path, c
 
 # -- no verification --------------------------------------------------------------------
 
-def test_no_verify_skips_parity_but_still_checks_ops(tiny_checkpoint, tmp_path):
-    result = export_model(ExportOptions(model=tiny_checkpoint, name="m", output_dir=tmp_path, verify=False,
-                                        warmup=False), log=lambda *_: None)
-    assert result.report["parity"] is None and result.report["tokenizer_parity"] is None
-    assert result.report["ops"]["missing"] == {} and "parity" not in result.timings
+def test_no_verify_skips_parity_but_still_checks_ops(tiny_bare_dir):
+    card = read_report(tiny_bare_dir / "1")
+    assert card["parity"] is None and card["tokenizer_parity"] is None
+    assert card["ops"]["missing"] == {} and "parity" not in card["timings"]
 
 
 # -- the real model ---------------------------------------------------------------------

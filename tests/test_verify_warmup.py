@@ -4,10 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from export import ExportOptions, export_model, read_signatures, read_warmup, warmup_requests
+from export import read_report, read_signatures, read_warmup, warmup_requests
 from export._cli import main as export_main
 from export._serving_session import ServingSession
 from protocol import WARMUP_DIR, WARMUP_FILE, WARMUP_MAX_RECORDS
+from tests._references import hf_tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -49,9 +50,8 @@ def test_warmup_covers_every_signature_at_several_batch_sizes_and_lengths(tiny_m
 
 def test_warmup_texts_tokenize_to_the_planned_lengths(tiny_checkpoint, logs):
     import tensorflow as tf
-    from transformers import AutoTokenizer
 
-    hf = AutoTokenizer.from_pretrained(str(tiny_checkpoint))
+    hf = hf_tokenizer(tiny_checkpoint)
     lengths = set()
     for log in logs:
         request = log.predict_log.request
@@ -79,8 +79,6 @@ def test_warmup_records_out_of_range_is_refused(tiny_checkpoint, tmp_path, capsy
     assert code == 2 and err.startswith("error: --warmup-records 1001: must be between 1 and 1000")
 
 
-def test_no_warmup_writes_no_warmup_file(tiny_checkpoint, tmp_path):
-    result = export_model(ExportOptions(model=tiny_checkpoint, name="m", output_dir=tmp_path, warmup=False,
-                                        verify=False), log=lambda *_: None)
-    assert not (result.path / WARMUP_DIR / WARMUP_FILE).exists()
-    assert result.report["warmup"] is None
+def test_no_warmup_writes_no_warmup_file(tiny_bare_dir):
+    assert not (tiny_bare_dir / "1" / WARMUP_DIR / WARMUP_FILE).exists()
+    assert read_report(tiny_bare_dir / "1")["warmup"] is None
