@@ -115,7 +115,7 @@ def test_doc_stride_leaves_room_for_the_roberta_template(checkpoints, tmp_path):
 def test_entity_offsets_index_the_text_as_sent(exported, family):
     path = exported[family, "ner"].path
     decoded = entities(call(path, "text", {"text": TEXTS}))
-    assert decoded[-2] == [] and decoded[-1] == []
+    assert decoded[-2] == []  # ""; byte-level BPE gives whitespace tokens (`Ġ`), so "   " may have entities
     assert sum(len(row) for row in decoded) >= 5
     for text, row in zip(TEXTS, decoded):
         for entity in row:
