@@ -146,7 +146,7 @@ def test_clients_decode_entities_and_answers_of_both_families(served, exported, 
     cls, address = (RestClient, served.rest_url) if transport == "rest" else (GrpcClient, served.grpc_target)
     questions = ["Who?", "Where was she born?", "When?"]
     contexts = [CONTEXT, TEXTS[0], TEXTS[2]]
-    with cls(address, timeout=120) as client:
+    with cls(address, timeout=600) as client:  # no warmup: the first call of each model builds its graph
         for family in FAMILIES:
             ner, qa = exported[family, "ner"].path, exported[family, "qa"].path
             want = entities(call(ner, "text", {"text": TEXTS}))
