@@ -31,13 +31,18 @@ _HEADS = {"token-classification": "ForTokenClassification", "question-answering"
 
 
 def _vocabulary_facts(hf_tokenizer) -> dict:
-    """Per vocabulary id: its string's length and whether it opens a word; the pipeline's subword rule."""
+    """Per vocabulary id: its string's length and whether it opens a word; the pipeline's subword rule.
+
+    Word starts from the vocabulary hold for WordPiece (`##` continues) and SentencePiece (`▁` opens,
+    as the Metaspace pre-tokenizer splits); byte-level BPE words are its pre-tokenizer's, which the
+    in-graph tokenizer gives itself (`Tokenizer.tokenize_with_words`).
+    """
     tokens = hf_tokenizer.convert_ids_to_tokens(list(range(len(hf_tokenizer))))
     model = getattr(getattr(hf_tokenizer, "_tokenizer", None), "model", None)
     prefix = getattr(model, "continuing_subword_prefix", None)
     if prefix:
         opens = [not t.startswith(prefix) for t in tokens]
-    else:  # byte-level BPE and SentencePiece mark the start of a word instead
+    else:  # SentencePiece marks the start of a word instead
         opens = [t.startswith(("Ġ", "▁")) for t in tokens]
     return {"token_lengths": [len(t) for t in tokens], "word_starts": opens,
             "subword_rule": "length" if prefix else "space", "unk_id": hf_tokenizer.unk_token_id}
@@ -46,7 +51,7 @@ def _vocabulary_facts(hf_tokenizer) -> dict:
 def build_token_task(options, checkpoint, max_length: int):
     """The TokenClassification / QuestionAnswering task for an export, or ExportError saying why not."""
     from export._tokenizer_parity import hf_tokenizer
-    from signatures import QuestionAnswering, TokenClassification
+    from signatures import QuestionAnswering, SegmentPacker, TokenClassification
 
     config = checkpoint.config
     head = _HEADS[options.task]
@@ -63,7 +68,9 @@ def build_token_task(options, checkpoint, max_length: int):
         stride = options.doc_stride if options.doc_stride is not None else min(max_length // 2, 128)
         task = QuestionAnswering(doc_stride=stride, max_answer_length=options.max_answer_length or 15,
                                  word_starts=facts["word_starts"])
-        task.question_budget(max_length, 3)
+        template = checkpoint.tokenizer_files.architecture.template  # [CLS] q [SEP] c [SEP], <s> q </s></s> c </s>
+        task.question_budget(max_length, SegmentPacker.from_template(template, cls_id=0, sep_id=0,
+                                                                     pad_id=0).num_special_tokens(2))
         return task
     except ValueError as exc:
         flag = ("--doc-stride" if "stride" in str(exc) else "--max-answer-length" if "answer" in str(exc)

@@ -151,6 +151,20 @@ class BytePairTokenizer(Tokenizer):
         return tokens
 
     def tokenize_with_offsets(self, text: tf.Tensor) -> tuple[tf.RaggedTensor, tf.RaggedTensor, tf.RaggedTensor]:
+        return tuple(t.merge_dims(1, 2) for t in self._tokenize_words(text))
+
+    def tokenize_with_words(self, text: tf.Tensor) -> tuple[tf.RaggedTensor, ...]:
+        """The words are the pre-tokenizer's (GPT-2's split): `' world'` and `'!'` are two, so a word
+        start is not something the vocabulary can tell."""
+        ids, starts, ends = self._tokenize_words(text)
+        flat = ids.merge_dims(1, 2)
+        tokens = tf.shape(flat.flat_values, out_type=tf.int64)[0]
+        firsts = ids.values.row_starts()  # every word has a token: each is a word's first
+        opens = tf.scatter_nd(firsts[:, None], tf.ones_like(firsts, tf.int32), [tokens]) > 0
+        return flat, starts.merge_dims(1, 2), ends.merge_dims(1, 2), flat.with_flat_values(opens)
+
+    def _tokenize_words(self, text: tf.Tensor) -> tuple[tf.RaggedTensor, tf.RaggedTensor, tf.RaggedTensor]:
+        """[batch] strings -> ids, starts, ends as [batch, (words), (tokens)]."""
         text = tf.convert_to_tensor(text)
         shift = tf.zeros_like(text, tf.int64)
         if self.add_prefix_space:  # Hugging Face adds it only where there is none
@@ -164,8 +178,7 @@ class BytePairTokenizer(Tokenizer):
         start_values = tf.maximum(starts.flat_values - token_shift, 0)
         starts = starts.with_flat_values(start_values)
         ends = ends.with_flat_values(tf.maximum(ends.flat_values - token_shift, start_values))
-        as_rows = lambda t: words.with_flat_values(t).merge_dims(1, 2)  # noqa: E731
-        return as_rows(ids), as_rows(starts), as_rows(ends)
+        return words.with_flat_values(ids), words.with_flat_values(starts), words.with_flat_values(ends)
 
     def _pre_tokenize(self, text: tf.Tensor) -> tuple[tf.RaggedTensor, tf.RaggedTensor]:
         """[batch] strings -> [batch, (words)] words and their byte starts, GPT-2's split."""

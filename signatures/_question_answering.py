@@ -137,7 +137,7 @@ class QuestionAnswering(Task):
                 "question and context must have the same batch size (one context per question)"))
             q_ids, _, _ = tok.tokenize_with_offsets(question)
             q_ids = keep_first(q_ids, tf.minimum(q_ids.row_lengths(), question_budget))
-            c_ids, c_starts, c_ends = tok.tokenize_with_offsets(context)
+            c_ids, c_starts, c_ends, c_opens = tok.tokenize_with_words(context)
             room = max_length - specials - q_ids.row_lengths()
             example, start, length = windows(c_ids.row_lengths(), room, self.doc_stride)
             window_ids = _window_tokens(c_ids, example, start, length)
@@ -149,11 +149,13 @@ class QuestionAnswering(Task):
                                           out["start_logits"][:, 0], out["end_logits"][:, 0], self.max_answer_length)
             answerable = tf.gather((q_ids.row_lengths() > 0) & (c_ids.row_lengths() > 0), example)
             score = tf.where(answerable[:, None], score, 0.0)
-            return self.best_answers(context, c_ids, c_starts, c_ends, example, start, length, score, s, e)
+            return self.best_answers(context, c_ids, c_starts, c_ends, example, start, length, score, s, e,
+                                     c_opens)
 
         return {"text": text.get_concrete_function()}
 
-    def best_answers(self, context, c_ids, c_starts, c_ends, example, start, length, score, s, e) -> dict:
+    def best_answers(self, context, c_ids, c_starts, c_ends, example, start, length, score, s, e,
+                     c_opens=None) -> dict:
         """Window candidates -> one answer per context: word-aligned spans, equal texts summed, best wins."""
         batch = tf.shape(context)[0]
         k = tf.shape(score)[1]
@@ -164,7 +166,7 @@ class QuestionAnswering(Task):
         row = tf.gather(example, window)
         offset = tf.gather(start, window)
         base = tf.gather(tf.cast(c_ids.row_starts(), tf.int32), row)  # flat index of the context's first token
-        first_word, last_word = self._word_bounds(c_ids)
+        first_word, last_word = self._word_bounds(c_ids, c_opens)
         # Words cut by a window's edge end at the edge (the pipeline's window encoding only has its own tokens).
         low = base + offset
         high = low + tf.gather(length, window) - 1
@@ -201,10 +203,15 @@ class QuestionAnswering(Task):
             "score": tf.gather(tf.concat([total, [0.0]], 0), winner),
         }
 
-    def _word_bounds(self, ids: tf.RaggedTensor) -> tuple[tf.Tensor, tf.Tensor]:
-        """Flat index of the first and last token of each token's word (words never cross rows)."""
-        flat = tf.cast(ids.flat_values, tf.int32)
-        opens = tf.gather(tf.constant(self.word_starts, tf.bool), flat)
+    def _word_bounds(self, ids: tf.RaggedTensor, opens: tf.RaggedTensor | None) -> tuple[tf.Tensor, tf.Tensor]:
+        """Flat index of the first and last token of each token's word (words never cross rows).
+
+        Words are the tokenizer's pre-tokenizer words (`opens`) when it gives them, else the vocabulary's.
+        """
+        if opens is None:
+            opens = tf.gather(tf.constant(self.word_starts, tf.bool), tf.cast(ids.flat_values, tf.int32))
+        else:
+            opens = opens.flat_values
         word = segment_starts(opens, row_starts(ids))
         first, last = first_and_last(word, tf.reduce_sum(tf.cast(opens | row_starts(ids), tf.int32)))
         return tf.gather(first, word), tf.gather(last, word)

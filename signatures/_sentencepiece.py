@@ -73,6 +73,8 @@ class SentencePieceTokenizer(Tokenizer):
         self.id_offset = id_offset
         self.template = template
         self._sp_unk = sp_unk
+        space = int(self._sentencepiece.string_to_id("▁"))
+        self._space_piece = -1 if space == sp_unk else space  # the `▁` piece, whose span is a space
 
     def _piece_id(self, piece: str, model_file: str) -> int:
         found = int(self._sentencepiece.string_to_id(piece))
@@ -101,11 +103,67 @@ class SentencePieceTokenizer(Tokenizer):
         return self._to_model_ids(self._sentencepiece.tokenize(text))
 
     def tokenize_with_offsets(self, text: tf.Tensor) -> tuple[tf.RaggedTensor, tf.RaggedTensor, tf.RaggedTensor]:
+        text = tf.convert_to_tensor(text)
         pieces, starts, ends = self._sentencepiece.tokenize_with_offsets(text)
-        starts, ends = tf.cast(starts, tf.int64), tf.cast(ends, tf.int64)
-        # SentencePiece gives `▁word` the whitespace before it; a span starts at the word.
-        spans = tf.strings.substr(tf.gather(text, starts.value_rowids()), starts.flat_values,
-                                  ends.flat_values - starts.flat_values)
-        space = tf.strings.length(spans) - tf.strings.length(tf.strings.regex_replace(spans, f"^{WHITESPACE}+", ""))
-        starts = starts.with_flat_values(tf.minimum(starts.flat_values + tf.cast(space, tf.int64), ends.flat_values))
+        lone = tf.equal(pieces.flat_values, self._space_piece)
+        starts, ends = hugging_face_offsets(text, tf.cast(starts, tf.int64), tf.cast(ends, tf.int64), lone)
         return self._to_model_ids(pieces), starts, ends
+
+
+_BIG = tf.int64.max // 2  # pads position tables so searchsorted never lands on padding
+# What the normaliser folds into a `▁` or drops before a word: whitespace, controls, zero-width characters.
+_FOLDED = r"[\t\n\x{0B}\f\r\x{85}\p{Z}\p{Cc}\p{Cf}]"
+
+
+def hugging_face_offsets(text: tf.Tensor, starts: tf.RaggedTensor, ends: tf.RaggedTensor,
+                         lone: tf.Tensor) -> tuple[tf.RaggedTensor, tf.RaggedTensor]:
+    """SentencePiece's byte spans -> the spans Hugging Face's fast tokenizer (Metaspace) gives.
+
+    `lone` (flat bool) marks the pieces that are a `▁` alone. Two conventions
+    differ. The `▁` of a word stands for the whitespace before it:
+    SentencePiece spans the whole run (and nothing at the start of the text),
+    Hugging Face the run's last character only (its normaliser collapses
+    `" {2,}"` into that one, and keeps the `\\r` of `\\r\\n`); the `▁` added
+    before a text spans the text's first character. And a piece inside a
+    character the normaliser expands (`ﬁ` -> `f i`, `½` -> `1⁄2`) spans nothing
+    in SentencePiece, that whole character in Hugging Face.
+    """
+    row = starts.value_rowids()
+    lengths = starts.row_lengths()
+    source = tf.gather(text, row)
+    start, end = starts.flat_values, ends.flat_values
+    dense = lambda flat: starts.with_flat_values(flat).to_tensor(default_value=0)  # noqa: E731
+    flat = lambda values: tf.RaggedTensor.from_tensor(values, lengths=lengths).flat_values  # noqa: E731
+
+    def pad(table: tf.Tensor) -> tf.Tensor:
+        return tf.concat([table, tf.fill([tf.shape(table)[0], 1], _BIG)], axis=1)
+
+    chars, char_starts = tf.strings.unicode_split_with_offsets(text, "UTF-8", errors="replace")
+    is_space = tf.ragged.map_flat_values(tf.strings.regex_full_match, chars, WHITESPACE)
+    spaces = pad(tf.ragged.boolean_mask(char_starts, is_space).to_tensor(default_value=_BIG))
+    words = pad(tf.ragged.boolean_mask(char_starts, ~is_space).to_tensor(default_value=_BIG))
+    # The piece's first character the normaliser keeps: past the whitespace (and dropped characters) its
+    # span opens with; for a span of whitespace only, the first character after it.
+    span = tf.strings.substr(source, start, end - start)
+    lead = lambda pattern: tf.strings.length(span) - tf.strings.length(  # noqa: E731
+        tf.strings.regex_replace(span, f"^{pattern}+", ""))
+    folded = lead(_FOLDED)
+    empty = tf.equal(lead(WHITESPACE), tf.strings.length(span))
+    visible = flat(tf.gather(words, tf.searchsorted(words, dense(start), side="left"), batch_dims=1))
+    kept = tf.where(empty, visible, start + tf.cast(folded, tf.int64))
+    # The last whitespace character before it and after the previous piece: where the `▁` points.
+    index = tf.searchsorted(spaces, dense(kept), side="left") - 1
+    space = flat(tf.where(index >= 0, tf.gather(spaces, tf.maximum(index, 0), batch_dims=1), -1))
+    first = tf.concat([[-1], row], 0)[:-1] != row
+    found = space >= tf.where(first, tf.zeros_like(end), tf.concat([[0], end], 0)[:-1])
+    two = tf.fill(tf.shape(space), tf.constant(2, tf.int64))
+    crlf = found & (space > 0) & tf.equal(tf.strings.substr(source, tf.maximum(space - 1, 0), two), "\r\n")
+    new_start = tf.where(found, space - tf.cast(crlf, tf.int64), tf.where(first, tf.zeros_like(start), start))
+    # The end of the character at a byte offset.
+    size = tf.cast(tf.strings.length(text), tf.int64)
+    bounds = pad(tf.concat([char_starts, tf.RaggedTensor.from_tensor(size[:, None])], axis=1).to_tensor(_BIG))
+    char_end = lambda at: tf.minimum(flat(tf.gather(  # noqa: E731
+        bounds, tf.searchsorted(bounds, dense(at), side="right"), batch_dims=1)), tf.gather(size, row))
+    new_end = tf.where(lone, tf.where(found | first, char_end(new_start), end),
+                       tf.where(empty, char_end(kept), end))
+    return starts.with_flat_values(new_start), ends.with_flat_values(tf.maximum(new_end, new_start))

@@ -164,7 +164,8 @@ class TokenClassification(Task):
             subword = lengths != char_end - char_start
         else:
             source = tf.gather(text, row)
-            before = tf.strings.substr(source, tf.maximum(byte_start - 1, 0), 1, unit="BYTE")
-            at = tf.strings.substr(source, byte_start, 1, unit="BYTE")
+            one = tf.ones_like(byte_start)  # Substr takes a length per position or a scalar for a scalar
+            before = tf.strings.substr(source, tf.maximum(byte_start - 1, 0), one, unit="BYTE")
+            at = tf.strings.substr(source, byte_start, one, unit="BYTE")
             subword = (char_start > 0) & tf.not_equal(before, " ") & tf.not_equal(at, " ")
         return subword & tf.not_equal(tf.cast(ids, tf.int64), self.unk_id)

@@ -65,6 +65,12 @@ class Tokenizer(tf.Module):
         truncation, and each token's start / end byte offset into its UTF-8 input string."""
         raise NotImplementedError
 
+    def tokenize_with_words(self, text: tf.Tensor) -> tuple[tf.RaggedTensor, ...]:
+        """`tokenize_with_offsets` plus `opens`: [batch, (tokens)] bool, True where a token opens a word
+        of the pre-tokenizer (where Hugging Face's `word_ids()` changes: what question answering aligns
+        answers to), or None where the vocabulary tells it (WordPiece's `##`, SentencePiece's `▁`)."""
+        return (*self.tokenize_with_offsets(text), None)
+
     def tokenize(self, text: tf.Tensor) -> tf.RaggedTensor:
         """[batch] strings -> [batch, (tokens)] int32 ids, no special tokens, no truncation."""
         return self.tokenize_with_offsets(text)[0]

@@ -86,18 +86,29 @@ def make_checkpoint(directory: Path, task: str = "feature-extraction", weights: 
     return directory
 
 
-def _save_model(directory: Path, config, task: str, labels: tuple[str, ...], seed: int) -> None:
-    """Random PyTorch weights for `config` (an AutoModel or AutoModelForSequenceClassification)."""
-    import torch
-    from transformers import AutoModel, AutoModelForSequenceClassification
+_AUTO_CLASSES = {"text-classification": "AutoModelForSequenceClassification",
+                 "token-classification": "AutoModelForTokenClassification",
+                 "question-answering": "AutoModelForQuestionAnswering"}
 
-    if task == "text-classification":
+
+def _save_model(directory: Path, config, task: str, labels: tuple[str, ...], seed: int) -> None:
+    """Random PyTorch weights for `config`, with the task's head (AutoModel for feature extraction)."""
+    import torch
+    import transformers
+
+    if task == "token-classification" and labels == ("negative", "positive"):
+        labels = NER_LABELS
+    if task in ("text-classification", "token-classification"):
         config.num_labels = len(labels)
         config.id2label = dict(enumerate(labels))
         config.label2id = {label: i for i, label in enumerate(labels)}
     torch.manual_seed(seed)
-    cls = AutoModelForSequenceClassification if task == "text-classification" else AutoModel
-    cls.from_config(config).eval().save_pretrained(directory, safe_serialization=True)
+    model = getattr(transformers, _AUTO_CLASSES.get(task, "AutoModel")).from_config(config).eval()
+    if task in HEAD_SCALE:  # as make_checkpoint: wider logits keep labels and spans away from near-ties
+        with torch.no_grad():
+            head = model.qa_outputs if task == "question-answering" else model.classifier
+            head.weight.mul_(HEAD_SCALE[task])
+    model.save_pretrained(directory, safe_serialization=True)
 
 
 _TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37)

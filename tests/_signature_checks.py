@@ -4,7 +4,8 @@
 reloaded SavedModel with the whole batch and with each row alone, and asserts
 the batched rows equal the single rows (padding must not leak into results).
 Returns the batched outputs as numpy arrays. `call(saved_model_dir, name, inputs)` calls it once;
-`assert_same_outputs(got, expected)` asserts a server returned exactly what the in-process call gives.
+`assert_same_outputs(got, expected)` asserts a server returned exactly what the in-process call gives;
+`same_rows(got, want)` compares decoded entities or answers, scores within 1e-5.
 """
 from __future__ import annotations
 
@@ -57,3 +58,13 @@ def assert_same_outputs(got: dict, expected: dict[str, np.ndarray]) -> None:
     for name, want in expected.items():
         assert got[name].dtype == want.dtype, name
         np.testing.assert_array_equal(got[name], want, err_msg=name)
+
+
+def same_rows(got: list, want: list) -> bool:
+    """Decoded entities / answers equal, scores within 1e-5."""
+    def flat(rows):
+        items = [item for row in rows for item in (row if isinstance(row, list) else [row])]
+        return [{k: v for k, v in item.items() if k != "score"} for item in items], [i["score"] for i in items]
+
+    (g, g_scores), (w, w_scores) = flat(got), flat(want)
+    return len(got) == len(want) and g == w and np.allclose(g_scores, w_scores, atol=1e-5)

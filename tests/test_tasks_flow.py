@@ -12,7 +12,6 @@ import json
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 import requests
 
@@ -21,21 +20,11 @@ from export import ExportError, ExportOptions, export_model, read_signatures
 from server import ServerProcess
 from tests._checkpoints import make_checkpoint
 from tests._model_configs import model_config
-from tests._signature_checks import call
+from tests._signature_checks import call, same_rows
 
 TEXTS = ["Ada Lovelace was born in London.", "Café déjà vu à São Paulo, naïve!", "東京は日本の首都です",
          "I love this 😍🔥 so much", "", "   ", "tabs\tand\u00a0spaces " * 9]
 CONTEXT = "Ada Lovelace, born in London in 1815, wrote the first program for Babbage's engine. " * 4
-
-
-def same_rows(got: list, want: list) -> bool:
-    """Decoded entities / answers equal, scores within 1e-5."""
-    def flat(rows):
-        items = [item for row in rows for item in (row if isinstance(row, list) else [row])]
-        return [{k: v for k, v in item.items() if k != "score"} for item in items], [i["score"] for i in items]
-
-    (g, g_scores), (w, w_scores) = flat(got), flat(want)
-    return len(got) == len(want) and g == w and np.allclose(g_scores, w_scores, atol=1e-5)
 
 
 @pytest.fixture(scope="module")

@@ -52,14 +52,7 @@ def test_ids_match_hugging_face_on_every_text_but_special_token_strings(checkpoi
     for text, row, row_starts, row_ends in zip(TEXTS, ids.to_list(), starts.to_list(), ends.to_list()):
         want = hf(text, add_special_tokens=False, return_offsets_mapping=True)
         assert row == want["input_ids"], text
-        spans = byte_offsets(text, want["offset_mapping"])
-        got = list(zip(row_starts, row_ends))
-        if family == "xlm-roberta":  # tf-text's spans, the whitespace before a word left out
-            encoded = text.encode()
-            lead = lambda a, b: len(encoded[a:b]) - len(encoded[a:b].decode().lstrip().encode())  # noqa: E731
-            spans = [(a + lead(a, b), b) for a, b in spans]
-            got = [g if g[0] < g[1] else s for g, s in zip(got, spans)]  # a lone `▁` spans nothing
-        assert got == spans, text
+        assert list(zip(row_starts, row_ends)) == byte_offsets(text, want["offset_mapping"]), text
 
 
 @pytest.mark.parametrize("family", FAMILIES)
