@@ -37,7 +37,7 @@ REPO = Path(__file__).resolve().parent.parent
 # file when done (`--dist loadfile`); started first, the long files run while the short ones fill
 # the gaps, instead of one of them running alone at the end. A new file that exports models with
 # full verification (minutes of CPU) belongs in this list.
-LONGEST_FIRST = ("test_tokenizer_families.py", "test_tasks_flow.py", "test_tfjs.py", "test_clients_server.py",
+LONGEST_FIRST = ("test_tasks_families.py", "test_tokenizer_families.py", "test_tasks_flow.py", "test_tfjs.py", "test_clients_server.py",
                  "test_export.py", "test_verify_parity.py", "test_docker_server.py", "test_gateway.py",
                  "test_clients_install.py")
 
