@@ -221,6 +221,7 @@ def _sentence_transformers_embeddings(checkpoint, texts: list[str]) -> tuple[np.
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2400)  # a base-size export with every check: ~5 CPU-minutes, 17 min on a busy 2-core host
 def test_real_all_mpnet_base_v2_text_signature_matches_sentence_transformers(mpnet_checkpoint, tmp_path):
     from export._serving_session import ServingSession
 
