@@ -71,10 +71,6 @@ class Batcher:
         for t in self._threads:
             t.start()
 
-    @property
-    def queue_depth(self) -> int:
-        return self._depth
-
     def run(self, feeds: dict, fetches: list, timeout: float | None = None) -> list:
         """Queue one run; block until its slice of the batched result is back."""
         sizes = set()
