@@ -13,9 +13,6 @@ front ends' limits added up); a request whose deadline passes while it waits
 fails without reaching the model.
 
 >>> gate = Admission(1)
->>> with gate.entry(timeout=1.0):
-...     gate.in_use, gate.waiting
-(1, 0)
 >>> with gate.entry(timeout=None):
 ...     gate.entry(timeout=0.01).__enter__()
 Traceback (most recent call last):
@@ -43,14 +40,6 @@ class Admission:
         self._lock = threading.Lock()
         self._in_use = 0
         self._waiters: collections.deque[threading.Event] = collections.deque()
-
-    @property
-    def in_use(self) -> int:
-        return self._in_use
-
-    @property
-    def waiting(self) -> int:
-        return len(self._waiters)
 
     @contextlib.contextmanager
     def entry(self, timeout: float | None):

@@ -136,14 +136,11 @@ class Core:
             if self.admission is None:
                 return fn(servable, timeout)
             start = time.monotonic()
-            self.admission.enter(timeout)
-            try:
+            with self.admission.entry(timeout):
                 waited = time.monotonic() - start
                 if self.metrics is not None:
                     self.metrics.admission_wait(spec.name, entrypoint, waited)
                 return fn(servable, None if timeout is None else timeout - waited)
-            finally:
-                self.admission.leave()
         return self._call(api, entrypoint, spec, admitted)
 
     # -- inference ------------------------------------------------------------
