@@ -48,49 +48,61 @@ def swap(server_models, tmp_path_factory):
 
 
 def test_new_version_replaces_the_old_without_losing_a_request(swap):
+    """Every request is answered; each stream moves from version 1 to 2 once; a request
+    sent after version 1 reports END is answered by version 2. (An answer computed by
+    version 1 just before END may still arrive after it: send times decide, not arrival.)"""
     srv, base, models = swap
-    failures, results, stop = [], [], threading.Event()
+    failures, streams, stop = [], [[], [], []], threading.Event()
 
-    def rest_stream():
+    def rest_stream(answers):
         with requests.Session() as s:
             while not stop.is_set():
+                sent = time.monotonic()
                 try:
                     r = s.post(srv.rest_url + "/v1/models/m:predict", json={"instances": [1.0]}, timeout=30)
                     if r.status_code != 200:
                         failures.append(r.text)
                     else:
-                        results.append(r.json()["predictions"][0])
+                        answers.append((sent, r.json()["predictions"][0]))
                 except requests.RequestException as e:
                     failures.append(repr(e))
 
-    def grpc_stream():
+    def grpc_stream(answers):
         with grpc.insecure_channel(srv.grpc_target) as ch:
             stub = prediction_service_pb2_grpc.PredictionServiceStub(ch)
             req = predict_pb2.PredictRequest()
             req.model_spec.name = "m"
             req.inputs["x"].CopyFrom(tf.make_tensor_proto([1.0], tf.float32))
             while not stop.is_set():
+                sent = time.monotonic()
                 try:
-                    results.append(stub.Predict(req, timeout=30).outputs["y"].float_val[0])
+                    answers.append((sent, stub.Predict(req, timeout=30).outputs["y"].float_val[0]))
                 except grpc.RpcError as e:
                     failures.append(f"{e.code()}: {e.details()}")
 
-    threads = [threading.Thread(target=f) for f in (rest_stream, rest_stream, grpc_stream)]
+    threads = [threading.Thread(target=f, args=(answers,))
+               for f, answers in zip((rest_stream, rest_stream, grpc_stream), streams)]
     for t in threads:
         t.start()
     try:
         time.sleep(0.5)
         copy_version(f"{models}/hpt/2", str(base / "2"))
         wait_for(lambda: states(srv, "m").get(1, {}).get("state") == "END", what="version 1 to unload")
-        n = len(results)
+        ended = time.monotonic()
         time.sleep(0.5)
     finally:
         stop.set()
         for t in threads:
             t.join()
     assert failures == []
-    assert 2.5 in results[:n] and 3.5 in results  # served by version 1, then version 2
-    assert set(results[n + 5:]) == {3.5}
+    values = [v for answers in streams for _, v in answers]
+    assert 2.5 in values and 3.5 in values  # served by version 1, then version 2
+    for answers in streams:
+        in_order = [v for _, v in answers]
+        switch = in_order.index(3.5) if 3.5 in in_order else len(in_order)
+        assert set(in_order[:switch]) <= {2.5} and set(in_order[switch:]) <= {3.5}
+        assert {v for sent, v in answers if sent > ended} <= {3.5}
+    assert any(sent > ended for answers in streams for sent, _ in answers)
     assert states(srv, "m")[2]["state"] == "AVAILABLE"
 
 
