@@ -38,10 +38,10 @@ __all__ = ["Config", "FULL", "QUICK", "MODEL_NAME", "inprocess", "served", "serv
 MODEL_NAME = "minilm"
 REPO = Path(__file__).resolve().parent.parent
 #: server-side batching for this 2-core machine (TF Serving text format): with length buckets in the
-#: graph a full batch no longer pays for padding, so a longer timeout that fills batches pays off
+#: graph a mixed-length batch no longer pays for padding; 2 ms is at the top of the idle sweep at 8 and 32 clients
 #: (`python -m bench._batching_sweep`; docker/config/batching.config has the same timeout)
 BATCHING_PARAMETERS = ("max_batch_size { value: 32 }\n"
-                       "batch_timeout_micros { value: 10000 }\n"
+                       "batch_timeout_micros { value: 2000 }\n"
                        "num_batch_threads { value: 2 }\n"
                        "max_enqueued_batches { value: 100 }\n")
 #: gRPC handler threads for every server of the run: the default (4 per CPU = 8 here)
