@@ -157,6 +157,16 @@ def test_bf16_row_says_not_applicable_without_bf16_cpu_flags():
     assert "not applicable on this CPU (relevant flags: avx2, fma)" in table
 
 
+def test_a_missed_batching_target_names_the_bound_this_cpu_allows():
+    ms = [_m("ceiling", 32, 1, [150.0]), _m("clients_unbatched", 1, 32, [100.0]),
+          _m("clients_batched", 1, 32, [130.0])]
+    row = next(line for line in _report.targets_table({"measurements": ms}).splitlines() if "batching on / off" in line)
+    assert "**missed**: 1.50 is the most this CPU allows (bound on batching on / off, 32 single-text clients: ceiling at batch 32" in row
+    ms[0] = _m("ceiling", 32, 1, [300.0])  # the bound is above the target: a plain miss
+    row = next(line for line in _report.targets_table({"measurements": ms}).splitlines() if "batching on / off" in line)
+    assert row.endswith("| **missed** |")
+
+
 def test_memory_table_marks_the_ten_percent_bound():
     table = _report.memory_table({"memory": {"bucketed": {"loaded": 500.0, "batch_128": 560.0},
                                              "plain": {"loaded": 500.0, "batch_128": 500.0}}})
