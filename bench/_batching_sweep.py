@@ -31,21 +31,19 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(prog="python -m bench._batching_sweep")
     p.add_argument("--model-dir", default=str(REPO / "models" / "minilm"))
     p.add_argument("--requests", type=int, default=256)
-    p.add_argument("--clients", default="1,32", help="comma-separated client counts (default: 1,32)")
-    p.add_argument("--variants", default=",".join(VARIANTS),
+    p.add_argument("--clients", type=_counts, default="1,32", help="comma-separated client counts (default: 1,32)")
+    p.add_argument("--variants", type=_variants, default=",".join(VARIANTS),
                    help="comma-separated: `off` (no server batching) or num_batch_threads:batch_timeout_micros, "
                         "optionally :pow2 for allowed_batch_sizes 1,2,4,...,32 (the batch padded up to the next; "
                         f"default: {','.join(VARIANTS)})")
     args = p.parse_args(argv)
-    variants = [_variant(v) for v in args.variants.split(",")]
-    clients = [_positive(c, "--clients") for c in args.clients.split(",")]
     with tempfile.TemporaryDirectory(prefix="bench-sweep-") as tmp:
         base = resolve_version(Path(args.model_dir), Path(tmp)).parent
         print("| num_batch_threads | batch_timeout_micros | allowed_batch_sizes | texts | clients "
               "| texts/s (2 runs) | p50 ms | p95 ms | mean server batch |")
         print("|---|---|---|---|---|---|---|---|---|")
-        for variant in variants:
-            for row in _run_variant(Path(tmp), base, variant, clients, args.requests):
+        for variant in args.variants:
+            for row in _run_variant(Path(tmp), base, variant, args.clients, args.requests):
                 print(row, flush=True)
 
 
@@ -95,20 +93,23 @@ def _run_variant(tmp: Path, base: Path, variant, clients: list[int], requests: i
             pool.close()
 
 
-def _variant(spec: str):
-    """"off" -> None; "2:10000" -> (2, 10000, False); "2:10000:pow2" -> (2, 10000, True)."""
-    if spec == "off":
-        return None
-    threads, timeout, *rest = spec.split(":")
-    if rest not in ([], ["pow2"]) or not (threads.isdigit() and timeout.isdigit()):
-        raise SystemExit(f"--variants {spec!r}: expected off or THREADS:TIMEOUT_MICROS[:pow2]")
-    return int(threads), int(timeout), bool(rest)
+def _variants(text: str) -> list:
+    """"off,2:10000,2:10000:pow2" -> [None, (2, 10000, False), (2, 10000, True)]."""
+    out = []
+    for spec in text.split(","):
+        threads, _, rest = spec.partition(":")
+        timeout, _, pow2 = rest.partition(":")
+        if spec != "off" and not (threads.isdigit() and timeout.isdigit() and pow2 in ("", "pow2")):
+            raise argparse.ArgumentTypeError(f"{spec!r}: expected off or THREADS:TIMEOUT_MICROS[:pow2]")
+        out.append(None if spec == "off" else (int(threads), int(timeout), bool(pow2)))
+    return out
 
 
-def _positive(text: str, flag: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise SystemExit(f"{flag} {text!r}: expected positive integers, comma-separated")
-    return int(text)
+def _counts(text: str) -> list[int]:
+    counts = text.split(",")
+    if not all(c.isdigit() and int(c) > 0 for c in counts):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected positive integers, comma-separated")
+    return [int(c) for c in counts]
 
 
 if __name__ == "__main__":
